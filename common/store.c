@@ -1,0 +1,561 @@
+/* The Redis token store over synchronous hiredis (see store.h; key space: docs/redis.md). */
+#include "store.h"
+#include "redis_url.h"
+#include "store_scripts.h"
+#include "util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+
+struct token_store {
+	struct redis_url *url;
+	char *where; /* the URL without its password, for messages */
+	char *token_prefix; /* PREFIXtoken: */
+	char *user_prefix;  /* PREFIXuser: */
+	char *channel;      /* PREFIXrevoked */
+	struct timeval timeout;
+	int timeout_ms;
+	redisContext *ctx;
+	pid_t pid; /* process that made ctx */
+	char sha[SCRIPT_COUNT][41];
+	char error[320];
+};
+
+static const char *set_error(struct token_store *s, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static const char *set_error(struct token_store *s, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(s->error, sizeof(s->error), fmt, ap);
+	va_end(ap);
+	return s->error;
+}
+
+static void sha1_hex(const char *text, char out[41])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_Digest(text, strlen(text), md, &len, EVP_sha1(), NULL);
+	for (unsigned i = 0; i < 20; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[40] = '\0';
+}
+
+int store_open(const struct store_options *options, struct token_store **store_r,
+	       const char **error_r)
+{
+	struct redis_url *url;
+	if (redis_url_parse(options->url, &url, error_r) < 0)
+		return -1;
+	if (options->timeout_ms <= 0) {
+		redis_url_free(url);
+		*error_r = "the Redis timeout must be positive";
+		return -1;
+	}
+	struct token_store *s = xcalloc(1, sizeof(*s));
+	s->url = url;
+	s->where = redis_url_redact(options->url);
+	s->token_prefix = xasprintf("%stoken:", options->prefix);
+	s->user_prefix = xasprintf("%suser:", options->prefix);
+	s->channel = xasprintf("%srevoked", options->prefix);
+	s->timeout_ms = options->timeout_ms;
+	s->timeout.tv_sec = options->timeout_ms / 1000;
+	s->timeout.tv_usec = (options->timeout_ms % 1000) * 1000;
+	for (int i = 0; i < SCRIPT_COUNT; i++)
+		sha1_hex(store_script_source[i], s->sha[i]);
+	*store_r = s;
+	return 0;
+}
+
+static void disconnect(struct token_store *s)
+{
+	if (s->ctx != NULL) {
+		redisFree(s->ctx);
+		s->ctx = NULL;
+	}
+}
+
+void store_free(struct token_store *s)
+{
+	if (s == NULL)
+		return;
+	disconnect(s);
+	redis_url_free(s->url);
+	free(s->where);
+	free(s->token_prefix);
+	free(s->user_prefix);
+	free(s->channel);
+	secret_wipe(s->error, sizeof(s->error));
+	free(s);
+}
+
+const char *store_revocation_channel(const struct token_store *s)
+{
+	return s->channel;
+}
+
+/* SIGPIPE from a write to a dead Redis must not kill the host process (the SASL plugin
+ * lives in other people's daemons): block it in this thread around each command and
+ * swallow any that the command raised. */
+struct sigpipe_guard {
+	sigset_t old;
+	bool was_pending;
+};
+
+static void sigpipe_block(struct sigpipe_guard *g)
+{
+	sigset_t set, pending;
+	sigemptyset(&set);
+	sigaddset(&set, SIGPIPE);
+	sigemptyset(&pending);
+	sigpending(&pending);
+	g->was_pending = sigismember(&pending, SIGPIPE) == 1;
+	pthread_sigmask(SIG_BLOCK, &set, &g->old);
+}
+
+static void sigpipe_restore(struct sigpipe_guard *g)
+{
+	if (!g->was_pending) {
+		sigset_t set;
+		sigemptyset(&set);
+		sigaddset(&set, SIGPIPE);
+		const struct timespec zero = {0, 0};
+		while (sigtimedwait(&set, NULL, &zero) == SIGPIPE)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &g->old, NULL);
+}
+
+static bool io_timed_out(const redisContext *c)
+{
+	return c->err == REDIS_ERR_IO && (strstr(c->errstr, "temporarily unavailable") != NULL ||
+					  strstr(c->errstr, "timed out") != NULL);
+}
+
+static enum store_result connect_store(struct token_store *s, const char **error_r)
+{
+	struct sigpipe_guard g;
+	redisContext *c;
+	if (s->url->kind == REDIS_URL_UNIX)
+		c = redisConnectUnixWithTimeout(s->url->path, s->timeout);
+	else
+		c = redisConnectWithTimeout(s->url->host, s->url->port, s->timeout);
+	if (c == NULL) {
+		*error_r = set_error(s, "cannot connect to Redis at %s: out of memory", s->where);
+		return STORE_UNAVAILABLE;
+	}
+	if (c->err != 0) {
+		*error_r = set_error(s, "cannot connect to Redis at %s: %s", s->where,
+				     io_timed_out(c) ? "timed out" : c->errstr);
+		redisFree(c);
+		return STORE_UNAVAILABLE;
+	}
+	if (redisSetTimeout(c, s->timeout) != REDIS_OK) {
+		*error_r = set_error(s, "cannot set the Redis timeout: %s", c->errstr);
+		redisFree(c);
+		return STORE_UNAVAILABLE;
+	}
+	if (s->url->kind == REDIS_URL_TCP)
+		redisEnableKeepAlive(c);
+
+	sigpipe_block(&g);
+	const char *fail = NULL;
+	redisReply *r = NULL;
+	if (s->url->password != NULL) {
+		if (s->url->username != NULL)
+			r = redisCommand(c, "AUTH %s %s", s->url->username, s->url->password);
+		else
+			r = redisCommand(c, "AUTH %s", s->url->password);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			fail = "Redis refused the credentials";
+		freeReplyObject(r);
+	}
+	if (fail == NULL && s->url->db != 0) {
+		r = redisCommand(c, "SELECT %d", s->url->db);
+		if (r == NULL || r->type == REDIS_REPLY_ERROR)
+			fail = "Redis refused to select the database";
+		freeReplyObject(r);
+	}
+	sigpipe_restore(&g);
+	if (fail != NULL) {
+		*error_r = set_error(s, "%s at %s%s%s", fail, s->where, c->err ? ": " : "",
+				     c->err ? c->errstr : "");
+		redisFree(c);
+		return STORE_UNAVAILABLE;
+	}
+	s->ctx = c;
+	s->pid = getpid();
+	return STORE_OK;
+}
+
+/* Run one command. A connection-level failure on a connection that was reused (Redis may
+ * have restarted since) is retried once on a fresh one; a timeout is not retried, so a
+ * hung Redis costs at most the timeout. Error replies count as unavailable. */
+static enum store_result command(struct token_store *s, int argc, const char **argv,
+				 const size_t *lens, redisReply **reply_r, const char **error_r)
+{
+	if (s->ctx != NULL && s->pid != getpid())
+		disconnect(s); /* a forked child must not share its parent's connection */
+	for (int attempt = 0;; attempt++) {
+		bool fresh = false;
+		if (s->ctx == NULL) {
+			enum store_result ret = connect_store(s, error_r);
+			if (ret != STORE_OK)
+				return ret;
+			fresh = true;
+		}
+		struct sigpipe_guard g;
+		sigpipe_block(&g);
+		redisReply *r = redisCommandArgv(s->ctx, argc, argv, lens);
+		sigpipe_restore(&g);
+		if (r != NULL) {
+			*reply_r = r;
+			return STORE_OK;
+		}
+		bool timed_out = io_timed_out(s->ctx);
+		set_error(s, "Redis at %s %s%s", s->where,
+			  timed_out ? "did not answer in time" : "failed: ",
+			  timed_out ? "" : s->ctx->errstr);
+		disconnect(s);
+		if (timed_out || fresh || attempt > 0) {
+			*error_r = s->error;
+			return STORE_UNAVAILABLE;
+		}
+	}
+}
+
+/* EVALSHA, falling back to EVAL when Redis does not have the script yet. */
+static enum store_result run_script(struct token_store *s, enum store_script script, int nkeys,
+				    int nargs, const char **args, const size_t *arg_lens,
+				    redisReply **reply_r, const char **error_r)
+{
+	const char *argv[16];
+	size_t lens[16];
+	char nk[8];
+	if (nargs + 3 > (int)ARRAY_SIZE(argv))
+		abort();
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	argv[0] = "EVALSHA";
+	argv[1] = s->sha[script];
+	argv[2] = nk;
+	lens[0] = 7;
+	lens[1] = 40;
+	lens[2] = strlen(nk);
+	for (int i = 0; i < nargs; i++) {
+		argv[3 + i] = args[i];
+		lens[3 + i] = arg_lens != NULL ? arg_lens[i] : strlen(args[i]);
+	}
+	redisReply *r;
+	enum store_result ret = command(s, nargs + 3, argv, lens, &r, error_r);
+	if (ret != STORE_OK)
+		return ret;
+	if (r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+		freeReplyObject(r);
+		argv[0] = "EVAL";
+		lens[0] = 4;
+		argv[1] = store_script_source[script];
+		lens[1] = strlen(argv[1]);
+		ret = command(s, nargs + 3, argv, lens, &r, error_r);
+		if (ret != STORE_OK)
+			return ret;
+	}
+	if (r->type == REDIS_REPLY_ERROR) {
+		*error_r = set_error(s, "Redis at %s answered with an error: %.200s", s->where,
+				     r->str);
+		freeReplyObject(r);
+		return STORE_UNAVAILABLE;
+	}
+	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+	    r->element[0]->type != REDIS_REPLY_INTEGER) {
+		*error_r = set_error(s, "Redis at %s answered in an unexpected shape", s->where);
+		freeReplyObject(r);
+		return STORE_UNAVAILABLE;
+	}
+	*reply_r = r;
+	return STORE_OK;
+}
+
+static const char *reply_str(const redisReply *r, size_t i)
+{
+	return i < r->elements && r->element[i]->type == REDIS_REPLY_STRING ? r->element[i]->str
+									    : "";
+}
+
+static long long reply_ll(const redisReply *r, size_t i)
+{
+	if (i >= r->elements)
+		return 0;
+	const redisReply *e = r->element[i];
+	if (e->type == REDIS_REPLY_INTEGER)
+		return e->integer;
+	if (e->type == REDIS_REPLY_STRING)
+		return strtoll(e->str, NULL, 10);
+	return 0;
+}
+
+/* For a refused operation: the reason word the script returned, as a sentence. */
+static const char *reason_text(struct token_store *s, const redisReply *r, const char *service,
+			       long long max_per_user)
+{
+	const char *why = reply_str(r, 1);
+	if (strcmp(why, "unknown") == 0)
+		return set_error(s, "unknown, revoked or used-up token");
+	if (strcmp(why, "jid") == 0)
+		return set_error(s, "the token belongs to another user");
+	if (strcmp(why, "expired") == 0)
+		return set_error(s, "the token has expired");
+	if (strcmp(why, "service") == 0)
+		return set_error(s, "the token is not valid for service %s", service);
+	if (strcmp(why, "used") == 0)
+		return set_error(s, "the token has no uses left");
+	if (strcmp(why, "limit") == 0)
+		return set_error(s, "the user already holds %lld live tokens (token.max_per_user)",
+				 max_per_user);
+	if (strcmp(why, "ambiguous") == 0)
+		return set_error(s, "the id matches more than one token; give more digits");
+	return set_error(s, "refused by the store (%.40s)", why);
+}
+
+static char *user_key(const struct token_store *s, const char *jid)
+{
+	return xasprintf("%s%s:tokens", s->user_prefix, jid);
+}
+
+void token_info_clear(struct token_info *info)
+{
+	if (info == NULL)
+		return;
+	free(info->services);
+	free(info->label);
+	free(info->idp);
+	memset(info, 0, sizeof(*info));
+}
+
+void token_list_free(struct token_list *list)
+{
+	for (size_t i = 0; i < list->n; i++)
+		token_info_clear(&list->v[i]);
+	free(list->v);
+	list->v = NULL;
+	list->n = 0;
+}
+
+enum store_result store_issue(struct token_store *s, const struct store_issue_request *req,
+			      char token_r[TOKEN_LEN + 1], struct token_info *info_r,
+			      const char **error_r)
+{
+	const char *label = req->label != NULL ? req->label : "";
+	const char *idp = req->idp != NULL ? req->idp : "";
+	if (req->ttl < 1) {
+		*error_r = set_error(s, "the lifetime must be at least one second");
+		return STORE_INVALID;
+	}
+	if (strlen(label) > TOKEN_LABEL_MAX || !utf8_printable(label, strlen(label))) {
+		*error_r = set_error(s, "the label must be at most %d bytes of printable text",
+				     TOKEN_LABEL_MAX);
+		return STORE_INVALID;
+	}
+	if (strlen(idp) > TOKEN_IDP_MAX || !utf8_printable(idp, strlen(idp))) {
+		*error_r = set_error(s, "the IdP entityID is too long or not printable");
+		return STORE_INVALID;
+	}
+	if (req->max_uses < 0 || req->max_uses > TOKEN_MAX_USES) {
+		*error_r = set_error(s, "the use limit must be from 0 (none) to %d", TOKEN_MAX_USES);
+		return STORE_INVALID;
+	}
+	char token[TOKEN_LEN + 1];
+	char hash[TOKEN_HASH_HEX_LEN + 1];
+	char ttl[24], max_uses[24], max_per_user[24];
+	snprintf(ttl, sizeof(ttl), "%lld", req->ttl);
+	snprintf(max_uses, sizeof(max_uses), "%lld", req->max_uses);
+	snprintf(max_per_user, sizeof(max_per_user), "%lld", req->max_per_user);
+	char *ukey = user_key(s, req->jid);
+	enum store_result ret = STORE_UNAVAILABLE;
+	/* A collision of 256-bit random values does not happen; the loop only keeps the
+	 * script's refusal to overwrite an existing record from ever losing a token. */
+	for (int attempt = 0; attempt < 3; attempt++) {
+		if (token_generate(token, error_r) < 0) {
+			ret = STORE_UNAVAILABLE;
+			break;
+		}
+		token_hash_hex(token, TOKEN_LEN, hash);
+		char *tkey = xasprintf("%s%s", s->token_prefix, hash);
+		const char *args[] = {tkey, ukey, req->jid, req->services, ttl, label,
+				      max_uses, idp, max_per_user, hash};
+		redisReply *r;
+		ret = run_script(s, SCRIPT_ISSUE, 2, (int)ARRAY_SIZE(args), args, NULL, &r,
+				 error_r);
+		free(tkey);
+		if (ret != STORE_OK)
+			break;
+		if (r->element[0]->integer == 1) {
+			memcpy(token_r, token, sizeof(token));
+			if (info_r != NULL) {
+				memset(info_r, 0, sizeof(*info_r));
+				memcpy(info_r->hash, hash, sizeof(hash));
+				token_id_from_hash(hash, info_r->id);
+				info_r->services = xstrdup(req->services);
+				info_r->label = xstrdup(label);
+				info_r->idp = xstrdup(idp);
+				info_r->issued = reply_ll(r, 1);
+				info_r->expires = reply_ll(r, 2);
+				info_r->max_uses = req->max_uses;
+			}
+			freeReplyObject(r);
+			ret = STORE_OK;
+			break;
+		}
+		bool collision = strcmp(reply_str(r, 1), "collision") == 0;
+		*error_r = reason_text(s, r, NULL, req->max_per_user);
+		freeReplyObject(r);
+		ret = STORE_INVALID;
+		if (!collision)
+			break;
+	}
+	secret_wipe(token, sizeof(token));
+	free(ukey);
+	return ret;
+}
+
+enum store_result store_verify(struct token_store *s, const char *token, size_t token_len,
+			       const char *jid, const char *service, struct token_info *info_r,
+			       const char **error_r)
+{
+	/* Malformed text never costs a Redis round trip. */
+	if (!token_well_formed(token, token_len)) {
+		*error_r = set_error(s, "not a samlgw token (wrong length, alphabet or check)");
+		return STORE_INVALID;
+	}
+	char hash[TOKEN_HASH_HEX_LEN + 1];
+	token_hash_hex(token, token_len, hash);
+	char *tkey = xasprintf("%s%s", s->token_prefix, hash);
+	char *ukey = user_key(s, jid);
+	const char *args[] = {tkey, ukey, jid, service, hash};
+	redisReply *r;
+	enum store_result ret = run_script(s, SCRIPT_VERIFY, 2, (int)ARRAY_SIZE(args), args, NULL,
+					   &r, error_r);
+	free(tkey);
+	free(ukey);
+	if (ret != STORE_OK)
+		return ret;
+	if (r->element[0]->integer != 1) {
+		*error_r = reason_text(s, r, service, 0);
+		freeReplyObject(r);
+		return STORE_INVALID;
+	}
+	if (info_r != NULL) {
+		memset(info_r, 0, sizeof(*info_r));
+		memcpy(info_r->hash, hash, sizeof(hash));
+		token_id_from_hash(hash, info_r->id);
+		info_r->services = xstrdup(reply_str(r, 1));
+		info_r->issued = reply_ll(r, 2);
+		info_r->expires = reply_ll(r, 3);
+		info_r->uses = reply_ll(r, 4);
+		info_r->max_uses = reply_ll(r, 5);
+		info_r->label = xstrdup(reply_str(r, 6));
+		info_r->idp = xstrdup(reply_str(r, 7));
+	}
+	freeReplyObject(r);
+	return STORE_OK;
+}
+
+enum store_result store_list(struct token_store *s, const char *jid, struct token_list *list_r,
+			     const char **error_r)
+{
+	char *ukey = user_key(s, jid);
+	const char *args[] = {ukey, s->token_prefix};
+	redisReply *r;
+	enum store_result ret = run_script(s, SCRIPT_LIST, 1, 2, args, NULL, &r, error_r);
+	free(ukey);
+	if (ret != STORE_OK)
+		return ret;
+	struct token_list list = {0};
+	size_t n = (r->elements - 1) / 8;
+	list.v = xcalloc(n, sizeof(*list.v));
+	for (size_t i = 0; i < n; i++) {
+		size_t b = 1 + i * 8;
+		struct token_info *t = &list.v[list.n++];
+		snprintf(t->hash, sizeof(t->hash), "%s", reply_str(r, b));
+		token_id_from_hash(t->hash, t->id);
+		t->services = xstrdup(reply_str(r, b + 1));
+		t->issued = reply_ll(r, b + 2);
+		t->expires = reply_ll(r, b + 3);
+		t->uses = reply_ll(r, b + 4);
+		t->max_uses = reply_ll(r, b + 5);
+		t->label = xstrdup(reply_str(r, b + 6));
+		t->idp = xstrdup(reply_str(r, b + 7));
+	}
+	freeReplyObject(r);
+	*list_r = list;
+	return STORE_OK;
+}
+
+enum store_result store_revoke(struct token_store *s, const char *jid, const char *id,
+			       char hash_r[TOKEN_HASH_HEX_LEN + 1], const char **error_r)
+{
+	if (!token_id_valid(id)) {
+		*error_r = set_error(s, "a token id is %d to 64 lowercase hex digits", TOKEN_ID_LEN);
+		return STORE_INVALID;
+	}
+	char *ukey = user_key(s, jid);
+	const char *args[] = {ukey, s->token_prefix, id, s->channel};
+	redisReply *r;
+	enum store_result ret = run_script(s, SCRIPT_REVOKE, 1, 4, args, NULL, &r, error_r);
+	free(ukey);
+	if (ret != STORE_OK)
+		return ret;
+	if (r->element[0]->integer != 1) {
+		*error_r = reason_text(s, r, NULL, 0);
+		freeReplyObject(r);
+		return STORE_INVALID;
+	}
+	if (hash_r != NULL)
+		snprintf(hash_r, TOKEN_HASH_HEX_LEN + 1, "%s", reply_str(r, 1));
+	freeReplyObject(r);
+	return STORE_OK;
+}
+
+enum store_result store_revoke_all(struct token_store *s, const char *jid, size_t *count_r,
+				   const char **error_r)
+{
+	char *ukey = user_key(s, jid);
+	const char *args[] = {ukey, s->token_prefix, s->channel};
+	redisReply *r;
+	enum store_result ret = run_script(s, SCRIPT_REVOKE_ALL, 1, 3, args, NULL, &r, error_r);
+	free(ukey);
+	if (ret != STORE_OK)
+		return ret;
+	*count_r = (size_t)reply_ll(r, 1);
+	freeReplyObject(r);
+	return STORE_OK;
+}
+
+enum store_result store_ping(struct token_store *s, const char **error_r)
+{
+	const char *argv[] = {"PING"};
+	size_t lens[] = {4};
+	redisReply *r;
+	enum store_result ret = command(s, 1, argv, lens, &r, error_r);
+	if (ret != STORE_OK)
+		return ret;
+	bool ok = r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+	if (!ok)
+		*error_r = set_error(s, "Redis at %s answered PING with %.100s", s->where,
+				     r->type == REDIS_REPLY_ERROR ? r->str : "something else");
+	freeReplyObject(r);
+	return ok ? STORE_OK : STORE_UNAVAILABLE;
+}

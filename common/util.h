@@ -1,0 +1,41 @@
+/* Small helpers shared by every component: bounded string handling, number parsing,
+ * reading a file with a size cap, constant-time comparison and wiping of secrets. */
+#ifndef SAMLGW_UTIL_H
+#define SAMLGW_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* strdup that aborts on allocation failure (out of memory is not recoverable here). */
+char *xstrdup(const char *s);
+char *xstrndup(const char *s, size_t n);
+void *xcalloc(size_t n, size_t size);
+void *xrealloc(void *p, size_t size);
+/* Formatted allocation; aborts on allocation failure. */
+char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parse a whole string as a base-10 integer in [min, max]. Returns false on any junk. */
+bool parse_ll(const char *s, long long min, long long max, long long *out_r);
+
+/* Remove leading and trailing ASCII white space in place; returns s. */
+char *str_trim(char *s);
+
+/* Read at most max_size bytes of a file into a NUL-terminated buffer.
+ * Returns 0 and sets *data_r / *size_r, or -1 with *error_r (static or errno text). */
+int read_file_capped(const char *path, size_t max_size, char **data_r, size_t *size_r,
+		     const char **error_r);
+
+/* Constant-time equality of two buffers of the same length. */
+bool ct_equal(const void *a, const void *b, size_t len);
+
+/* Wipe memory that held a secret; the compiler may not drop it. */
+void secret_wipe(void *p, size_t len);
+/* Wipe a NUL-terminated string's bytes, then free it. Accepts NULL. */
+void secret_free(char *s);
+
+/* True when s is valid UTF-8 without control characters (U+0000..U+001F, U+007F). */
+bool utf8_printable(const char *s, size_t len);
+
+#endif
