@@ -429,6 +429,7 @@ static void finish_line(struct parser *p)
 {
 	if (p->line > 0 && p->is_key_line && !p->handled && p->kind != SEC_INVALID)
 		problem(p, p->line, "expected 'key = value' or '[section]'");
+	p->handled = true;
 }
 
 /* inih's reader: hands over the next line, numbered, without indentation. */
