@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,45 @@ bool parse_ll(const char *s, long long min, long long max, long long *out_r)
 	if (errno != 0 || *end != '\0' || v < min || v > max)
 		return false;
 	*out_r = v;
+	return true;
+}
+
+bool parse_duration(const char *v, long long *out)
+{
+	char buf[32];
+	size_t len = strlen(v);
+	long long mult = 1;
+	if (len == 0 || len >= sizeof(buf))
+		return false;
+	memcpy(buf, v, len + 1);
+	switch (buf[len - 1]) {
+	case 's':
+		mult = 1;
+		break;
+	case 'm':
+		mult = 60;
+		break;
+	case 'h':
+		mult = 3600;
+		break;
+	case 'd':
+		mult = 86400;
+		break;
+	case 'w':
+		mult = 7 * 86400;
+		break;
+	default:
+		mult = 0;
+		break;
+	}
+	if (mult != 0)
+		buf[len - 1] = '\0';
+	else
+		mult = 1;
+	long long n;
+	if (!parse_ll(buf, 0, LLONG_MAX / (7 * 86400), &n))
+		return false;
+	*out = n * mult;
 	return true;
 }
 

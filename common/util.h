@@ -19,6 +19,9 @@ char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Parse a whole string as a base-10 integer in [min, max]. Returns false on any junk. */
 bool parse_ll(const char *s, long long min, long long max, long long *out_r);
 
+/* Parse a duration in seconds: a whole number, optionally followed by s, m, h, d or w. */
+bool parse_duration(const char *s, long long *out_r);
+
 /* Remove leading and trailing ASCII white space in place; returns s. */
 char *str_trim(char *s);
 

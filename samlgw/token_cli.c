@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -222,8 +223,9 @@ static int cmd_issue(const struct args *a, const struct config *cfg, struct toke
 	const char *error;
 	long long v;
 	if (a->ttl != NULL) {
-		if (!parse_ll(a->ttl, 1, cfg->token.max_ttl, &v)) {
-			fail_msg("--ttl must be a number of seconds from 1 to %lld (token.max_ttl)",
+		if (!parse_duration(a->ttl, &v) || v < 1 || v > cfg->token.max_ttl) {
+			fail_msg("--ttl must be from 1 second to %lld (token.max_ttl); a number of "
+				 "seconds, or with s, m, h, d or w",
 				 cfg->token.max_ttl);
 			return EXIT_USAGE;
 		}
@@ -271,6 +273,30 @@ static int cmd_issue(const struct args *a, const struct config *cfg, struct toke
 	return 0;
 }
 
+/* Read the first line of standard input into buf. On a terminal, prompt and do not echo.
+ * Returns -1 when the line does not fit. */
+static int read_token_line(char *buf, size_t size)
+{
+	struct termios saved, quiet;
+	bool tty = isatty(STDIN_FILENO) && tcgetattr(STDIN_FILENO, &saved) == 0;
+	if (tty) {
+		fputs("token: ", stderr);
+		quiet = saved;
+		quiet.c_lflag &= (tcflag_t)~ECHO;
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+	}
+	bool ok = true;
+	if (fgets(buf, (int)size, stdin) == NULL)
+		buf[0] = '\0';
+	else if (strchr(buf, '\n') == NULL && strlen(buf) == size - 1)
+		ok = false;
+	if (tty) {
+		tcsetattr(STDIN_FILENO, TCSAFLUSH, &saved);
+		fputc('\n', stderr);
+	}
+	return ok ? 0 : -1;
+}
+
 static int cmd_verify(const struct args *a, const struct config *cfg, struct token_store *store,
 		      const char *jid)
 {
@@ -286,15 +312,13 @@ static int cmd_verify(const struct args *a, const struct config *cfg, struct tok
 		size_t n = strcspn(cfg->token.services, ", \t");
 		snprintf(service, sizeof(service), "%.*s", (int)n, cfg->token.services);
 	}
-	char *buf = xcalloc(1, STDIN_MAX + 1);
-	size_t len = fread(buf, 1, STDIN_MAX + 1, stdin);
+	char *buf = xcalloc(1, STDIN_MAX + 2);
 	int ret;
-	if (len > STDIN_MAX) {
-		fail_msg("invalid token: standard input holds more than a token");
+	if (read_token_line(buf, STDIN_MAX + 2) < 0) {
+		fail_msg("invalid token: the input line is longer than any token");
 		ret = EXIT_REFUSED;
 		goto out;
 	}
-	buf[len] = '\0';
 	str_trim(buf);
 	if (buf[0] == '\0') {
 		fail_msg("no token on standard input");
@@ -316,7 +340,7 @@ static int cmd_verify(const struct args *a, const struct config *cfg, struct tok
 	token_info_clear(&info);
 	ret = 0;
 out:
-	secret_wipe(buf, STDIN_MAX + 1);
+	secret_wipe(buf, STDIN_MAX + 2);
 	free(buf);
 	return ret;
 }
