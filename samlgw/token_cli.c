@@ -388,6 +388,11 @@ static int cmd_revoke(const struct args *a, struct token_store *store, const cha
 		printf("revoked %zu token%s of %s\n", n, n == 1 ? "" : "s", jid);
 		return 0;
 	}
+	if (!token_id_valid(a->id)) {
+		fail_msg("--id must be %d to 64 lowercase hex digits (as `list` shows them)",
+			 TOKEN_ID_LEN);
+		return EXIT_USAGE;
+	}
 	char hash[TOKEN_HASH_HEX_LEN + 1], id[TOKEN_ID_LEN + 1];
 	r = store_revoke(store, jid, a->id, hash, &error);
 	if (r != STORE_OK) {
