@@ -330,6 +330,24 @@ static const char *reason_text(struct token_store *s, const redisReply *r, const
 	return set_error(s, "refused by the store (%.40s)", why);
 }
 
+/* Run a script whose refusals ({0, reason}) become STORE_INVALID with that reason. */
+static enum store_result run_decided(struct token_store *s, enum store_script script, int nkeys,
+				     int nargs, const char **args, const char *service,
+				     redisReply **reply_r, const char **error_r)
+{
+	redisReply *r;
+	enum store_result ret = run_script(s, script, nkeys, nargs, args, NULL, &r, error_r);
+	if (ret != STORE_OK)
+		return ret;
+	if (r->element[0]->integer != 1) {
+		*error_r = reason_text(s, r, service, 0);
+		freeReplyObject(r);
+		return STORE_INVALID;
+	}
+	*reply_r = r;
+	return STORE_OK;
+}
+
 static char *user_key(const struct token_store *s, const char *jid)
 {
 	return xasprintf("%s%s:tokens", s->user_prefix, jid);
@@ -446,17 +464,12 @@ enum store_result store_verify(struct token_store *s, const char *token, size_t 
 	char *ukey = user_key(s, jid);
 	const char *args[] = {tkey, ukey, jid, service, hash};
 	redisReply *r;
-	enum store_result ret = run_script(s, SCRIPT_VERIFY, 2, (int)ARRAY_SIZE(args), args, NULL,
-					   &r, error_r);
+	enum store_result ret = run_decided(s, SCRIPT_VERIFY, 2, (int)ARRAY_SIZE(args), args,
+					    service, &r, error_r);
 	free(tkey);
 	free(ukey);
 	if (ret != STORE_OK)
 		return ret;
-	if (r->element[0]->integer != 1) {
-		*error_r = reason_text(s, r, service, 0);
-		freeReplyObject(r);
-		return STORE_INVALID;
-	}
 	if (info_r != NULL) {
 		memset(info_r, 0, sizeof(*info_r));
 		memcpy(info_r->hash, hash, sizeof(hash));
@@ -514,15 +527,10 @@ enum store_result store_revoke(struct token_store *s, const char *jid, const cha
 	char *ukey = user_key(s, jid);
 	const char *args[] = {ukey, s->token_prefix, id, s->channel};
 	redisReply *r;
-	enum store_result ret = run_script(s, SCRIPT_REVOKE, 1, 4, args, NULL, &r, error_r);
+	enum store_result ret = run_decided(s, SCRIPT_REVOKE, 1, 4, args, NULL, &r, error_r);
 	free(ukey);
 	if (ret != STORE_OK)
 		return ret;
-	if (r->element[0]->integer != 1) {
-		*error_r = reason_text(s, r, NULL, 0);
-		freeReplyObject(r);
-		return STORE_INVALID;
-	}
 	if (hash_r != NULL)
 		snprintf(hash_r, TOKEN_HASH_HEX_LEN + 1, "%s", reply_str(r, 1));
 	freeReplyObject(r);
