@@ -39,6 +39,7 @@ struct config_domain {
 	char *key;
 	struct strlist idp;
 	struct strlist scope;
+	char *localpart;
 	unsigned set_line[CONFIG_MAX_SETTINGS];
 };
 
@@ -63,6 +64,7 @@ struct config {
 	struct {
 		char *listen;
 		char *public_url;
+		long long threads;
 	} http;
 	struct {
 		char *entity_id;
@@ -70,7 +72,35 @@ struct config {
 		char *cert;
 		char *idp_metadata;
 		char *metadata_cert;
+		long long clock_skew;
+		long long request_ttl;
+		bool allow_unsolicited;
+		bool allow_sha1;
+		char *discovery_url;
 	} saml;
+	struct {
+		char *templates;
+		long long session_idle;
+		long long session_max;
+		struct strlist token_ttls;
+		long long xmpp_port;
+	} web;
+	struct {
+		char *display_name;
+		char *description;
+		char *information_url;
+		char *privacy_url;
+		char *logo_url;
+		long long logo_width;
+		long long logo_height;
+		char *organization;
+		char *organization_url;
+		char *contact_technical;
+		char *contact_support;
+		char *contact_security;
+		struct strlist requested_attributes;
+		struct strlist required_attributes;
+	} metadata;
 	struct {
 		struct strlist listen;
 		struct strlist listen_tls;

@@ -12,6 +12,8 @@ static const char *const section_docs[][2] = {
 	{"token", "Token issuing rules (samlgw and samlgw-token)."},
 	{"http", "samlgw's web server."},
 	{"saml", "samlgw's SAML 2.0 service provider."},
+	{"web", "samlgw's pages and web sessions."},
+	{"metadata", "What samlgw's SP metadata (`/saml/metadata`) says about the service."},
 	{"xmpp", "xmpp-core's listeners."},
 	{"domain", "One `[domain NAME]` section per hosted XMPP domain (tenant); NAME is the "
 		   "domain, e.g. `[domain example.org]`. The section repeats."},

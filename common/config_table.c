@@ -152,6 +152,97 @@ static bool v_domain(const char *value, const char **error_r)
 	return jid_domain_valid(value, error_r);
 }
 
+/* An http(s) URL as published in metadata. */
+static bool v_url(const char *value, const char **error_r)
+{
+	if (strncmp(value, "https://", 8) != 0 && strncmp(value, "http://", 7) != 0) {
+		*error_r = "must be an http:// or https:// URL";
+		return false;
+	}
+	return v_uri(value, error_r);
+}
+
+/* A contact: a mail address (published as mailto:) or a URL. */
+static bool v_contact(const char *value, const char **error_r)
+{
+	if (strchr(value, ':') == NULL) {
+		const char *at = strchr(value, '@');
+		if (at == NULL || at == value || at[1] == '\0' || strchr(at + 1, '@') != NULL) {
+			*error_r = "must be a mail address or a mailto:/https: URL";
+			return false;
+		}
+		for (const char *p = value; *p; p++) {
+			if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '<' || *p == '>') {
+				*error_r = "must be printable ASCII without spaces";
+				return false;
+			}
+		}
+		return true;
+	}
+	return v_uri(value, error_r);
+}
+
+/* Plain text published in metadata or shown on pages: printable UTF-8, 1..256 bytes. */
+static bool v_text(const char *value, const char **error_r)
+{
+	size_t len = strlen(value);
+	if (len > 256 || !utf8_printable(value, len)) {
+		*error_r = "must be at most 256 bytes of printable UTF-8";
+		return false;
+	}
+	return true;
+}
+
+/* A SAML attribute samlgw knows, by friendly name or urn:oid name. */
+static bool v_attribute(const char *value, const char **error_r)
+{
+	static const char *const known[] = {
+		"eduPersonPrincipalName", "urn:oid:1.3.6.1.4.1.5923.1.1.1.6",
+		"subject-id", "urn:oasis:names:tc:SAML:attribute:subject-id",
+		"pairwise-id", "urn:oasis:names:tc:SAML:attribute:pairwise-id",
+		"eduPersonTargetedID", "urn:oid:1.3.6.1.4.1.5923.1.1.1.10",
+		"mail", "urn:oid:0.9.2342.19200300.100.1.3",
+		"displayName", "urn:oid:2.16.840.1.113730.3.1.241",
+		"givenName", "urn:oid:2.5.4.42",
+		"sn", "urn:oid:2.5.4.4",
+		"eduPersonAffiliation", "urn:oid:1.3.6.1.4.1.5923.1.1.1.1",
+		"eduPersonScopedAffiliation", "urn:oid:1.3.6.1.4.1.5923.1.1.1.9",
+		"eduPersonEntitlement", "urn:oid:1.3.6.1.4.1.5923.1.1.1.7",
+		"uid", "urn:oid:0.9.2342.19200300.100.1.1",
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+		if (strcmp(value, known[i]) == 0)
+			return true;
+	}
+	*error_r = "is not an attribute samlgw knows (eduPersonPrincipalName, subject-id, "
+		   "pairwise-id, eduPersonTargetedID, mail, displayName, givenName, sn, uid, "
+		   "eduPersonAffiliation, eduPersonScopedAffiliation, eduPersonEntitlement, or "
+		   "their urn:oid names)";
+	return false;
+}
+
+/* Where a JID's localpart comes from. */
+static bool v_localpart(const char *value, const char **error_r)
+{
+	static const char *const known[] = {"eppn", "subject-id", "mail", "uid"};
+	for (size_t i = 0; i < ARRAY_SIZE(known); i++) {
+		if (strcmp(value, known[i]) == 0)
+			return true;
+	}
+	*error_r = "must be one of eppn, subject-id, mail, uid";
+	return false;
+}
+
+static bool v_token_ttl(const char *value, const char **error_r)
+{
+	long long n;
+	if (!parse_duration(value, &n) || n < 60 || n > 10LL * 366 * 86400) {
+		*error_r = "each must be a duration from 60 s to 10 years (s, m, h, d or w suffix)";
+		return false;
+	}
+	return true;
+}
+
 static bool v_listen_or_none(const char *value, const char **error_r)
 {
 	return strcmp(value, "none") == 0 || v_listen(value, error_r);
@@ -160,7 +251,8 @@ static bool v_listen_or_none(const char *value, const char **error_r)
 #define TOP(field) offsetof(struct config, field)
 #define DOM(field) offsetof(struct config_domain, field)
 
-const char *const config_sections[] = {"log", "redis", "token", "http", "saml", "xmpp"};
+const char *const config_sections[] = {"log", "redis", "token", "http", "saml", "web", "metadata",
+				       "xmpp"};
 const size_t config_sections_count = ARRAY_SIZE(config_sections);
 
 enum {
@@ -204,6 +296,8 @@ const struct setting config_settings[] = {
 	 PROG_SAMLGW, PROG_SAMLGW, "https://HOST[:PORT][/PATH]",
 	 "The external base URL; every URL samlgw shows or signs is built from it, never from "
 	 "request headers."},
+	{"http", "threads", SETTING_INT, TOP(http.threads), "0", 0, 256, NULL, 0, PROG_SAMLGW,
+	 "number", "Worker threads of the web server; 0: one per CPU."},
 
 	{"saml", "entity_id", SETTING_STRING, TOP(saml.entity_id), NULL, 0, 0, v_uri, PROG_SAMLGW,
 	 PROG_SAMLGW, "URI", "This service provider's SAML entityID."},
@@ -217,6 +311,68 @@ const struct setting config_settings[] = {
 	{"saml", "metadata_cert", SETTING_PATH, TOP(saml.metadata_cert), NULL, 0, 0, NULL, 0,
 	 PROG_SAMLGW, "file",
 	 "When set, the metadata's signature must verify with this certificate."},
+	{"saml", "clock_skew", SETTING_DURATION, TOP(saml.clock_skew), "180", 0, 3600, NULL, 0,
+	 PROG_SAMLGW, "seconds, or with s, m or h",
+	 "Clock difference to the IdP tolerated in NotBefore and NotOnOrAfter checks."},
+	{"saml", "request_ttl", SETTING_DURATION, TOP(saml.request_ttl), "10m", 60, 86400, NULL, 0,
+	 PROG_SAMLGW, "seconds, or with s, m or h",
+	 "How long a login started here may take at the IdP; its request ID is forgotten after."},
+	{"saml", "allow_unsolicited", SETTING_BOOL, TOP(saml.allow_unsolicited), "no", 0, 0, NULL,
+	 0, PROG_SAMLGW, "yes or no",
+	 "Accept IdP-initiated responses (without InResponseTo). Off by default."},
+	{"saml", "allow_sha1", SETTING_BOOL, TOP(saml.allow_sha1), "no", 0, 0, NULL, 0,
+	 PROG_SAMLGW, "yes or no", "Accept RSA-SHA1 signatures and SHA-1 digests from IdPs."},
+	{"saml", "discovery_url", SETTING_STRING, TOP(saml.discovery_url), NULL, 0, 0, v_url, 0,
+	 PROG_SAMLGW, "URL",
+	 "A SAML discovery service (IdP chooser) to send users to when several IdPs are known; "
+	 "unset: samlgw's own chooser page."},
+
+	{"web", "templates", SETTING_PATH, TOP(web.templates), "/usr/share/samlgw/templates", 0, 0,
+	 NULL, 0, PROG_SAMLGW, "folder", "Page templates and translations."},
+	{"web", "session_idle", SETTING_DURATION, TOP(web.session_idle), "30m", 60, 7 * 86400,
+	 NULL, 0, PROG_SAMLGW, "seconds, or with s, m, h or d",
+	 "A web session ends after this long without a request."},
+	{"web", "session_max", SETTING_DURATION, TOP(web.session_max), "12h", 60, 30 * 86400, NULL,
+	 0, PROG_SAMLGW, "seconds, or with s, m, h or d",
+	 "A web session ends this long after the login, however active."},
+	{"web", "token_ttls", SETTING_LIST, TOP(web.token_ttls), "1d 7d 30d 90d", 0, 0, v_token_ttl,
+	 0, PROG_SAMLGW, "list of durations",
+	 "Lifetimes offered on the account page (those above token.max_ttl are not shown)."},
+	{"web", "xmpp_port", SETTING_INT, TOP(web.xmpp_port), "5222", 1, 65535, NULL, 0,
+	 PROG_SAMLGW, "port", "The XMPP port shown to users for manual client setup."},
+
+	{"metadata", "display_name", SETTING_STRING, TOP(metadata.display_name), "samlgw chat", 0,
+	 0, v_text, 0, PROG_SAMLGW, "text", "mdui:DisplayName of this service."},
+	{"metadata", "description", SETTING_STRING, TOP(metadata.description),
+	 "Tokens for chat and mail clients", 0, 0, v_text, 0, PROG_SAMLGW, "text",
+	 "mdui:Description of this service."},
+	{"metadata", "information_url", SETTING_STRING, TOP(metadata.information_url), NULL, 0, 0,
+	 v_url, 0, PROG_SAMLGW, "URL", "mdui:InformationURL (default: public_url)."},
+	{"metadata", "privacy_url", SETTING_STRING, TOP(metadata.privacy_url), NULL, 0, 0, v_url,
+	 0, PROG_SAMLGW, "URL", "mdui:PrivacyStatementURL; federations require one."},
+	{"metadata", "logo_url", SETTING_STRING, TOP(metadata.logo_url), NULL, 0, 0, v_url, 0,
+	 PROG_SAMLGW, "URL", "mdui:Logo."},
+	{"metadata", "logo_width", SETTING_INT, TOP(metadata.logo_width), "80", 1, 4096, NULL, 0,
+	 PROG_SAMLGW, "pixels", "Width of the logo."},
+	{"metadata", "logo_height", SETTING_INT, TOP(metadata.logo_height), "60", 1, 4096, NULL, 0,
+	 PROG_SAMLGW, "pixels", "Height of the logo."},
+	{"metadata", "organization", SETTING_STRING, TOP(metadata.organization), NULL, 0, 0, v_text,
+	 0, PROG_SAMLGW, "text", "OrganizationName (with organization_url)."},
+	{"metadata", "organization_url", SETTING_STRING, TOP(metadata.organization_url), NULL, 0, 0,
+	 v_url, 0, PROG_SAMLGW, "URL", "OrganizationURL."},
+	{"metadata", "contact_technical", SETTING_STRING, TOP(metadata.contact_technical), NULL, 0,
+	 0, v_contact, 0, PROG_SAMLGW, "mail address or URL", "Technical ContactPerson."},
+	{"metadata", "contact_support", SETTING_STRING, TOP(metadata.contact_support), NULL, 0, 0,
+	 v_contact, 0, PROG_SAMLGW, "mail address or URL", "Support ContactPerson."},
+	{"metadata", "contact_security", SETTING_STRING, TOP(metadata.contact_security), NULL, 0, 0,
+	 v_contact, 0, PROG_SAMLGW, "mail address or URL",
+	 "REFEDS security contact (Sirtfi), published as remd:contactType security."},
+	{"metadata", "requested_attributes", SETTING_LIST, TOP(metadata.requested_attributes),
+	 "mail displayName givenName sn eduPersonScopedAffiliation", 0, 0, v_attribute, 0,
+	 PROG_SAMLGW, "attribute names", "RequestedAttribute entries with isRequired=\"false\"."},
+	{"metadata", "required_attributes", SETTING_LIST, TOP(metadata.required_attributes),
+	 "eduPersonPrincipalName", 0, 0, v_attribute, 0, PROG_SAMLGW, "attribute names",
+	 "RequestedAttribute entries with isRequired=\"true\"."},
 
 	{"xmpp", "listen", SETTING_LIST, TOP(xmpp.listen), "0.0.0.0:5222", 0, 0, v_listen_or_none,
 	 0, PROG_XMPP, "HOST:PORT list, or none", "Client connections with STARTTLS."},
@@ -233,6 +389,10 @@ const struct setting config_settings[] = {
 	{"domain", "scope", SETTING_LIST, DOM(scope), NULL, 0, 0, v_domain, 0, PROG_SAMLGW,
 	 "list of scopes (default: the domain's name)",
 	 "Scope that scoped identifiers (eppn, subject-id) must carry to land in this domain."},
+	{"domain", "localpart", SETTING_STRING, DOM(localpart), "eppn", 0, 0, v_localpart, 0,
+	 PROG_SAMLGW, "eppn, subject-id, mail or uid",
+	 "Attribute whose value (the part before '@' for eppn, subject-id and mail) becomes the "
+	 "JID's localpart, lowercased."},
 };
 const size_t config_settings_count = ARRAY_SIZE(config_settings);
 
