@@ -64,6 +64,13 @@ DIGEST_ALGS = {
     "sha256": "http://www.w3.org/2001/04/xmlenc#sha256",
     "sha512": "http://www.w3.org/2001/04/xmlenc#sha512",
 }
+ENC_ALGS = {   # name -> (XML Enc URI, xmlsec1 --session-key)
+    "aes128-cbc": ("http://www.w3.org/2001/04/xmlenc#aes128-cbc", "aes-128"),
+    "aes256-cbc": ("http://www.w3.org/2001/04/xmlenc#aes256-cbc", "aes-256"),
+    "aes128-gcm": ("http://www.w3.org/2009/xmlenc11#aes128-gcm", "aes-128"),
+    "aes256-gcm": ("http://www.w3.org/2009/xmlenc11#aes256-gcm", "aes-256"),
+    "tripledes-cbc": ("http://www.w3.org/2001/04/xmlenc#tripledes-cbc", "des-192"),
+}
 NAMEID_FORMATS = {"transient": NAMEID_FORMAT_TRANSIENT, "persistent": NAMEID_FORMAT_PERSISTENT}
 
 # Attribute values may use {user}, {scope}, {idp}, {sp} and {pairwise} (a stable per-user,
@@ -212,6 +219,29 @@ class IdPServer(Server):
     so the IdP learns the SessionIndex it hands out (needed for SLO)."""
 
     assertion_hook = None
+    enc_alg = "aes256-cbc"
+
+    def _encrypt_assertion(self, encrypt_cert, sp_entity_id, response, node_xpath=None):
+        """pysaml2's own, but with a chosen data cipher (pysaml2 defaults to 3DES)."""
+        from saml2.sigver import get_pem_wrapped_unwrapped, make_temp, pre_encryption_part
+        certs = [encrypt_cert] if encrypt_cert else \
+            self.metadata.certs(sp_entity_id, "any", "encryption")
+        if not certs:
+            raise ValueError("SP %s has no encryption key in its metadata" % sp_entity_id)
+        uri, session_key = ENC_ALGS[self.enc_alg]
+        error = None
+        for cert in certs:
+            wrapped, unwrapped = get_pem_wrapped_unwrapped(cert)
+            try:
+                tmp = make_temp(wrapped.encode("ascii"), decode=False,
+                                delete_tmpfiles=self.config.delete_tmpfiles)
+                return self.sec.encrypt_assertion(
+                    response, tmp.name,
+                    pre_encryption_part(msg_enc=uri, encrypt_cert=unwrapped),
+                    key_type=session_key, node_xpath=node_xpath)
+            except Exception as e:
+                error = e
+        raise error
 
     def setup_assertion(self, *args, **kwargs):
         ast = super().setup_assertion(*args, **kwargs)
@@ -261,7 +291,7 @@ class IdP:
             u.setdefault("attributes", {})
         return users
 
-    def config_dict(self, sp_metadata):
+    def config_dict(self, sp_metadata, for_metadata=False):
         o = self.opts
         ui = {"display_name": [{"text": o.display_name, "lang": "en"}],
               "description": [{"text": "samlgw test identity provider", "lang": "en"}]}
@@ -282,7 +312,9 @@ class IdP:
                                        "attribute_restrictions": None,
                                        "name_form": NAME_FORMAT_URI}},
                 "name_id_format": [NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_PERSISTENT],
-                "want_authn_requests_signed": bool(o.want_signed_requests),
+                # pysaml2 would look for an XML signature even on the Redirect binding; the
+                # IdP checks request signatures itself (verify_redirect_signature).
+                "want_authn_requests_signed": bool(o.want_signed_requests and for_metadata),
                 "scope": list(o.scope),
                 "ui_info": ui,
             }},
@@ -315,6 +347,7 @@ class IdP:
         conf.load(self.config_dict(texts))
         server = IdPServer(config=conf)
         server.assertion_hook = self._on_assertion
+        server.enc_alg = self.opts.enc_alg
         with self.lock:
             self.server = server
             self.sp_metadata_texts = texts
@@ -323,7 +356,7 @@ class IdP:
 
     def write_metadata(self):
         conf = IdPConfig()
-        conf.load(self.config_dict([]))
+        conf.load(self.config_dict([], for_metadata=True))
         ed = entity_descriptor(conf)
         xml = metadata_tostring_fix(ed, {"xs": "http://www.w3.org/2001/XMLSchema"})
         if isinstance(xml, bytes):
@@ -430,6 +463,8 @@ class IdP:
             raise HttpError(403, "unknown SP %s (not in --sp-metadata)" % sp)
         if binding == BINDING_HTTP_REDIRECT:
             self.verify_redirect_signature(server, raw_query, sp, "SAMLRequest")
+        elif self.opts.want_signed_requests and areq.signature is None:
+            raise HttpError(403, "unsigned AuthnRequest refused (--want-signed-requests)")
         with self.lock:
             try:
                 req = server.parse_authn_request(saml_request, binding)
@@ -477,7 +512,7 @@ class IdP:
         certs = server.metadata.certs(sp, "spsso", "signing")
         if not certs:
             raise HttpError(403, "signed request, but SP %s has no signing key in metadata" % sp)
-        for _, cert in certs:
+        for cert in certs:
             pem = pem_format(cert)
             if isinstance(pem, str):
                 pem = pem.encode()
@@ -970,6 +1005,8 @@ def parse_args(argv=None):
                    help="sign the Assertion (default on)")
     p.add_argument("--encrypt-assertion", action=argparse.BooleanOptionalAction, default=False,
                    help="encrypt the Assertion to the SP's encryption key (default off)")
+    p.add_argument("--enc-alg", choices=sorted(ENC_ALGS), default="aes256-cbc",
+                   help="data cipher of encrypted assertions (key transport: RSA-OAEP-MGF1P)")
     p.add_argument("--sign-alg", choices=sorted(SIG_ALGS), default="rsa-sha256")
     p.add_argument("--digest-alg", choices=sorted(DIGEST_ALGS), default="sha256")
     p.add_argument("--nameid-format", choices=sorted(NAMEID_FORMATS), default="transient",

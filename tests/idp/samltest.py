@@ -792,6 +792,9 @@ def verify(xml, cert, node_id=None, node="Response"):
                              "--pubkey-cert-pem", str(cert),
                              "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:Response",
                              "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:AuthnRequest",
+                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest",
+                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse",
                              "--node-id", node_id, f.name])
     return rc == 0, err.decode(errors="replace")
 
@@ -882,6 +885,10 @@ def decrypt_assertion(xml, key_path):
     data = base64.b64decode(ed.find("xenc:CipherData/xenc:CipherValue", NS).text)
     if alg.endswith("gcm"):
         plain = AESGCM(sym).decrypt(data[:12], data[12:], None)
+    elif alg.endswith("tripledes-cbc"):
+        dec = Cipher(algorithms.TripleDES(sym), modes.CBC(data[:8])).decryptor()
+        plain = dec.update(data[8:]) + dec.finalize()
+        plain = plain[:-plain[-1]]
     else:
         dec = Cipher(algorithms.AES(sym), modes.CBC(data[:16])).decryptor()
         plain = dec.update(data[16:]) + dec.finalize()
