@@ -1,0 +1,44 @@
+/* The Assertion Consumer Service: everything between a POSTed SAMLResponse and a
+ * verified identity. samlgw does every check itself on its own parse of the message
+ * (libxml2, no DTDs, no network) with xmlsec for signatures and decryption, because lasso
+ * does not check InResponseTo, replay, Destination, Recipient, Audience or time windows
+ * and ignores decryption errors:
+ *
+ *   Status Success; exactly one assertion; the Response or every assertion signed by a key
+ *   from the Issuer's metadata (SHA-1 refused unless allowed); the assertion's Issuer is
+ *   the Response's; Destination is our ACS URL (required when the Response is signed);
+ *   encrypted assertions decrypted with the SP key, any failure rejects; a bearer
+ *   SubjectConfirmation with Recipient = ACS URL and a NotOnOrAfter that is required and
+ *   not passed; Conditions NotBefore/NotOnOrAfter with clock skew; an AudienceRestriction
+ *   naming our entityID; no unknown conditions; an AuthnStatement; InResponseTo matching
+ *   an outstanding request, consumed once (unsolicited responses only when allowed); the
+ *   assertion ID recorded in a replay cache until its NotOnOrAfter. */
+#ifndef SAMLGW_ACS_H
+#define SAMLGW_ACS_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "attributes.h"
+#include "kv.h"
+#include "refusal.h"
+#include "sp.h"
+
+/* The decoded SAMLResponse may be at most this large. */
+#define ACS_RESPONSE_MAX (192 * 1024)
+#define ACS_RETURN_MAX 512
+
+struct acs_result {
+	struct identity id;
+	char *return_to; /* local path to go to after the login */
+};
+
+/* Check b64 (the SAMLResponse form value) at time now. Returns 0 with *result, or -1
+ * with *reason_r and *error_r (exact, valid until the next call in this thread) and, when
+ * known, *issuer_r (the claimed Issuer, freed by the caller; may stay NULL). */
+int acs_process(struct sp *sp, struct kv *kv, const char *b64, size_t len, time_t now,
+		struct acs_result *result, enum refusal *reason_r, const char **error_r,
+		char **issuer_r);
+void acs_result_clear(struct acs_result *result);
+
+#endif

@@ -1,0 +1,352 @@
+/* Federation metadata loading (see metadata.h). */
+#include "metadata.h"
+#include "xml.h"
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include <libxml/tree.h>
+
+#define BINDING_REDIRECT "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+#define PROTOCOL_SAML2 "urn:oasis:names:tc:SAML:2.0:protocol"
+#define TEXT_MAX 4096
+
+static __thread char error_buf[600];
+
+static const char *fmt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static const char *fmt_error(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(error_buf, sizeof(error_buf), fmt, ap);
+	va_end(ap);
+	return error_buf;
+}
+
+static void idp_clear(struct idp *idp)
+{
+	free(idp->entity_id);
+	free(idp->display_name);
+	free(idp->sso_redirect);
+	for (size_t i = 0; i < idp->n_scopes; i++) {
+		if (idp->scopes[i].regexp)
+			regfree(&idp->scopes[i].re);
+		free(idp->scopes[i].value);
+	}
+	free(idp->scopes);
+	xmlsig_keys_clear(&idp->keys);
+}
+
+void idp_set_free(struct idp_set *set)
+{
+	if (set == NULL)
+		return;
+	for (size_t i = 0; i < set->n; i++)
+		idp_clear(&set->v[i]);
+	free(set->v);
+	free(set);
+}
+
+static int cmp_idp(const void *a, const void *b)
+{
+	return strcmp(((const struct idp *)a)->entity_id, ((const struct idp *)b)->entity_id);
+}
+
+const struct idp *idp_set_find(const struct idp_set *set, const char *entity_id)
+{
+	struct idp key = {.entity_id = (char *)entity_id};
+	return bsearch(&key, set->v, set->n, sizeof(*set->v), cmp_idp);
+}
+
+bool idp_scope_ok(const struct idp *idp, const char *scope)
+{
+	for (size_t i = 0; i < idp->n_scopes; i++) {
+		const struct idp_scope *s = &idp->scopes[i];
+		if (s->regexp ? regexec(&s->re, scope, 0, NULL, 0) == 0
+			      : strcasecmp(s->value, scope) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool truthy(const char *v)
+{
+	return v != NULL && (strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+static int add_scopes(struct idp *idp, const xmlNode *ext)
+{
+	if (ext == NULL)
+		return 0;
+	for (xmlNode *s = xml_child(ext, NS_SHIBMD, "Scope"); s != NULL;
+	     s = xml_next(s, NS_SHIBMD, "Scope")) {
+		char *v = xml_text(s, 1024);
+		if (v == NULL || *str_trim(v) == '\0') {
+			free(v);
+			continue;
+		}
+		if (idp->n_scopes == METADATA_SCOPES_MAX) {
+			free(v);
+			error_buf[0] = '\0';
+			fmt_error("%s: more than %d shibmd:Scope entries", idp->entity_id,
+				  METADATA_SCOPES_MAX);
+			return -1;
+		}
+		idp->scopes = xrealloc(idp->scopes, (idp->n_scopes + 1) * sizeof(*idp->scopes));
+		struct idp_scope *sc = &idp->scopes[idp->n_scopes];
+		memset(sc, 0, sizeof(*sc));
+		sc->value = v;
+		sc->regexp = truthy(xml_attr(s, "regexp"));
+		if (sc->regexp) {
+			char *pattern = xasprintf("^(%s)$", v);
+			int rc = regcomp(&sc->re, pattern, REG_EXTENDED | REG_NOSUB | REG_ICASE);
+			free(pattern);
+			if (rc != 0) {
+				free(v);
+				fmt_error("%s: shibmd:Scope regexp is not a valid POSIX extended "
+					  "regular expression", idp->entity_id);
+				return -1;
+			}
+		}
+		idp->n_scopes++;
+	}
+	return 0;
+}
+
+static void pick_display_name(struct idp *idp, const xmlNode *ext)
+{
+	const xmlNode *ui = ext != NULL ? xml_child(ext, NS_MDUI, "UIInfo") : NULL;
+	if (ui == NULL)
+		return;
+	for (xmlNode *d = xml_child(ui, NS_MDUI, "DisplayName"); d != NULL;
+	     d = xml_next(d, NS_MDUI, "DisplayName")) {
+		xmlChar *lang = xmlNodeGetLang(d);
+		bool en = lang != NULL && strcmp((const char *)lang, "en") == 0;
+		xmlFree(lang);
+		if (idp->display_name != NULL && !en)
+			continue;
+		char *v = xml_text(d, 256);
+		if (v == NULL || !utf8_printable(v, strlen(v))) {
+			free(v);
+			continue;
+		}
+		free(idp->display_name);
+		idp->display_name = v;
+		if (en)
+			return;
+	}
+}
+
+static int add_keys(struct idp *idp, const xmlNode *role)
+{
+	for (xmlNode *kd = xml_child(role, NS_MD, "KeyDescriptor"); kd != NULL;
+	     kd = xml_next(kd, NS_MD, "KeyDescriptor")) {
+		const char *use = xml_attr(kd, "use");
+		if (use != NULL && strcmp(use, "signing") != 0)
+			continue;
+		xmlNode *ki = xml_child(kd, NS_DS, "KeyInfo");
+		for (xmlNode *xd = ki != NULL ? xml_child(ki, NS_DS, "X509Data") : NULL;
+		     xd != NULL; xd = xml_next(xd, NS_DS, "X509Data")) {
+			for (xmlNode *xc = xml_child(xd, NS_DS, "X509Certificate"); xc != NULL;
+			     xc = xml_next(xc, NS_DS, "X509Certificate")) {
+				char *b64 = xml_text(xc, 128 * 1024);
+				const char *error;
+				int r = b64 == NULL ? -1
+						    : xmlsig_keys_add_cert_b64(&idp->keys, b64,
+									       &error);
+				free(b64);
+				if (r < 0) {
+					fmt_error("%s: a signing certificate cannot be read",
+						  idp->entity_id);
+					return -1;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+struct loader {
+	struct idp_set *set;
+	size_t cap;
+	idp_loaded_cb *cb;
+	void *cb_ctx;
+};
+
+static char *entity_xml(xmlNode *ed)
+{
+	xmlDoc *doc = xmlNewDoc((const xmlChar *)"1.0");
+	xmlNode *copy = xmlDocCopyNode(ed, doc, 1);
+	xmlDocSetRootElement(doc, copy);
+	xmlReconciliateNs(doc, copy);
+	xmlChar *mem = NULL;
+	int len = 0;
+	xmlDocDumpMemory(doc, &mem, &len);
+	xmlFreeDoc(doc);
+	char *out = mem != NULL ? xstrdup((const char *)mem) : NULL;
+	xmlFree(mem);
+	return out;
+}
+
+static int load_entity(struct loader *l, xmlNode *ed)
+{
+	xmlNode *role = NULL;
+	for (xmlNode *r = xml_child(ed, NS_MD, "IDPSSODescriptor"); r != NULL;
+	     r = xml_next(r, NS_MD, "IDPSSODescriptor")) {
+		const char *pse = xml_attr(r, "protocolSupportEnumeration");
+		if (pse != NULL && strstr(pse, PROTOCOL_SAML2) != NULL) {
+			role = r;
+			break;
+		}
+	}
+	if (role == NULL)
+		return 0; /* SPs, attribute authorities, SAML1-only IdPs */
+	const char *eid = xml_attr(ed, "entityID");
+	if (eid == NULL || *eid == '\0' || strlen(eid) > 1024) {
+		fmt_error("an IdP EntityDescriptor (line %ld) has no usable entityID",
+			  xmlGetLineNo(ed));
+		return -1;
+	}
+	struct idp idp = {.entity_id = xstrdup(eid)};
+	idp.want_signed = truthy(xml_attr(role, "WantAuthnRequestsSigned"));
+	for (xmlNode *s = xml_child(role, NS_MD, "SingleSignOnService"); s != NULL;
+	     s = xml_next(s, NS_MD, "SingleSignOnService")) {
+		const char *b = xml_attr(s, "Binding"), *loc = xml_attr(s, "Location");
+		if (b != NULL && loc != NULL && strcmp(b, BINDING_REDIRECT) == 0) {
+			idp.sso_redirect = xstrdup(loc);
+			break;
+		}
+	}
+	xmlNode *ext = xml_child(role, NS_MD, "Extensions");
+	char *xml = NULL;
+	const char *error;
+	if (add_scopes(&idp, ext) < 0 || add_scopes(&idp, xml_child(ed, NS_MD, "Extensions")) < 0 ||
+	    add_keys(&idp, role) < 0)
+		goto fail;
+	pick_display_name(&idp, ext);
+	if (idp_set_find(l->set, idp.entity_id) != NULL) {
+		fmt_error("%s appears twice", idp.entity_id);
+		goto fail;
+	}
+	if (l->cb != NULL) {
+		xml = entity_xml(ed);
+		if (xml == NULL || l->cb(l->cb_ctx, &idp, xml, &error) < 0) {
+			fmt_error("%s: %s", idp.entity_id,
+				  xml == NULL ? "cannot serialise" : error);
+			goto fail;
+		}
+		free(xml);
+	}
+	if (l->set->n == l->cap) {
+		l->cap = l->cap ? l->cap * 2 : 16;
+		l->set->v = xrealloc(l->set->v, l->cap * sizeof(*l->set->v));
+	}
+	/* Keep the array sorted as we go (aggregates are usually sorted already). */
+	size_t pos = l->set->n;
+	while (pos > 0 && strcmp(l->set->v[pos - 1].entity_id, idp.entity_id) > 0)
+		pos--;
+	memmove(&l->set->v[pos + 1], &l->set->v[pos], (l->set->n - pos) * sizeof(*l->set->v));
+	l->set->v[pos] = idp;
+	l->set->n++;
+	return 0;
+fail:
+	free(xml);
+	idp_clear(&idp);
+	return -1;
+}
+
+static int walk(struct loader *l, xmlNode *node, int depth)
+{
+	if (depth > 16) {
+		fmt_error("EntitiesDescriptor nested too deeply");
+		return -1;
+	}
+	if (xml_is(node, NS_MD, "EntityDescriptor"))
+		return load_entity(l, node);
+	if (!xml_is(node, NS_MD, "EntitiesDescriptor")) {
+		fmt_error("line %ld: expected EntityDescriptor or EntitiesDescriptor",
+			  xmlGetLineNo(node));
+		return -1;
+	}
+	for (xmlNode *c = node->children; c != NULL; c = c->next) {
+		if (xml_is(c, NS_MD, "EntityDescriptor") || xml_is(c, NS_MD, "EntitiesDescriptor")) {
+			if (walk(l, c, depth + 1) < 0)
+				return -1;
+		}
+	}
+	return 0;
+}
+
+int idp_set_load(const char *path, const char *metadata_cert, bool allow_sha1,
+		 idp_loaded_cb *cb, void *cb_ctx, struct idp_set **set_r, const char **error_r)
+{
+	char *data = NULL;
+	size_t len;
+	const char *error;
+	xmlDoc *doc = NULL;
+	struct idp_set *set = xcalloc(1, sizeof(*set));
+	struct xmlsig_keys trust = {0};
+	if (read_file_capped(path, METADATA_FILE_MAX, &data, &len, &error) < 0) {
+		*error_r = fmt_error("cannot read %s: %s", path, error);
+		goto fail;
+	}
+	if ((doc = xml_parse_safe(data, len, &error)) == NULL) {
+		*error_r = fmt_error("%s: %s", path, error);
+		goto fail;
+	}
+	xmlNode *root = xmlDocGetRootElement(doc);
+	if (metadata_cert != NULL) {
+		if (xmlsig_keys_add_cert_file(&trust, metadata_cert, &error) < 0) {
+			*error_r = fmt_error("%s: %s", metadata_cert, error);
+			goto fail;
+		}
+		if (xml_register_ids(doc, root, &error) < 0 ||
+		    xmlsig_verify(root, &trust, allow_sha1, &error) < 0) {
+			*error_r = fmt_error("%s: the metadata signature is not valid: %s", path,
+					     error);
+			goto fail;
+		}
+	}
+	const char *valid_until = xml_attr(root, "validUntil");
+	if (valid_until != NULL) {
+		time_t t;
+		if (!xml_parse_time(valid_until, &t)) {
+			*error_r = fmt_error("%s: validUntil is not a UTC dateTime", path);
+			goto fail;
+		}
+		if (t < time(NULL)) {
+			*error_r = fmt_error("%s: the metadata expired at %s (validUntil)", path,
+					     valid_until);
+			goto fail;
+		}
+	}
+	struct loader l = {.set = set, .cb = cb, .cb_ctx = cb_ctx};
+	if (walk(&l, root, 0) < 0) {
+		char why[sizeof(error_buf)];
+		snprintf(why, sizeof(why), "%s", error_buf);
+		*error_r = fmt_error("%s: %.500s", path, why);
+		goto fail;
+	}
+	if (set->n == 0) {
+		*error_r = fmt_error("%s: no SAML 2.0 IdP in the metadata", path);
+		goto fail;
+	}
+	xmlsig_keys_clear(&trust);
+	xmlFreeDoc(doc);
+	free(data);
+	*set_r = set;
+	return 0;
+fail:
+	xmlsig_keys_clear(&trust);
+	if (doc != NULL)
+		xmlFreeDoc(doc);
+	free(data);
+	idp_set_free(set);
+	return -1;
+}

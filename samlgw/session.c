@@ -1,0 +1,94 @@
+/* Web sessions (see session.h). */
+#include "session.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static char *cookie(const struct app *app, const char *value, long long max_age)
+{
+	return xasprintf("%s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s", SESSION_COOKIE,
+			 value, app->cookie_path, max_age, app->secure_cookie ? "; Secure" : "");
+}
+
+enum kv_result session_create(struct app *app, const struct identity *id,
+			      struct http_reply *reply, const char **error_r)
+{
+	char sid[RANDOM_ID_LEN + 1], csrf[RANDOM_ID_LEN + 1];
+	if (random_id(sid) < 0 || random_id(csrf) < 0) {
+		*error_r = "the random generator failed";
+		return KV_UNAVAILABLE;
+	}
+	const struct config *c = app->cfg;
+	struct kv_session s = {
+		.jid = id->jid,
+		.name = id->display_name,
+		.idp = id->idp,
+		.csrf = csrf,
+		.created = (long long)time(NULL),
+	};
+	long long ttl = c->web.session_idle < c->web.session_max ? c->web.session_idle
+								 : c->web.session_max;
+	enum kv_result r = kv_session_put(app_worker(app)->kv, sid, &s, ttl, error_r);
+	if (r == KV_OK) {
+		free(reply->set_cookie);
+		reply->set_cookie = cookie(app, sid, c->web.session_max);
+	}
+	secret_wipe(sid, sizeof(sid));
+	secret_wipe(csrf, sizeof(csrf));
+	return r;
+}
+
+enum kv_result session_load(struct app *app, struct http_request *req, struct session *s,
+			    const char **error_r)
+{
+	memset(s, 0, sizeof(*s));
+	const char *sid = http_cookie(req, SESSION_COOKIE);
+	if (sid == NULL || !random_id_valid(sid)) {
+		*error_r = "no session cookie";
+		return KV_MISS;
+	}
+	const struct config *c = app->cfg;
+	struct kv *kv = app_worker(app)->kv;
+	enum kv_result r = kv_session_get(kv, sid, c->web.session_idle, &s->data, error_r);
+	if (r != KV_OK)
+		return r;
+	long long now = (long long)time(NULL);
+	long long left = s->data.created + c->web.session_max - now;
+	if (left <= 0) {
+		kv_session_clear(&s->data);
+		kv_session_delete(kv, sid, error_r);
+		*error_r = "the session reached web.session_max";
+		return KV_MISS;
+	}
+	snprintf(s->sid, sizeof(s->sid), "%s", sid);
+	return KV_OK;
+}
+
+void session_end(struct app *app, struct http_request *req, struct http_reply *reply)
+{
+	const char *sid = http_cookie(req, SESSION_COOKIE);
+	const char *error;
+	if (sid != NULL && random_id_valid(sid))
+		kv_session_delete(app_worker(app)->kv, sid, &error);
+	free(reply->set_cookie);
+	reply->set_cookie = cookie(app, "", 0);
+}
+
+void session_clear(struct session *s)
+{
+	secret_wipe(s->sid, sizeof(s->sid));
+	kv_session_clear(&s->data);
+}
+
+bool session_csrf_ok(struct app *app, struct http_request *req, const struct session *s)
+{
+	const char *origin = http_header(req, "Origin");
+	if (origin != NULL && strcmp(origin, app->public_origin) != 0)
+		return false;
+	const char *token = http_form(req, "csrf");
+	return token != NULL && strlen(token) == RANDOM_ID_LEN &&
+	       strlen(s->data.csrf) == RANDOM_ID_LEN && ct_equal(token, s->data.csrf, RANDOM_ID_LEN);
+}

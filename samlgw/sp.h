@@ -1,0 +1,41 @@
+/* The SAML service provider as loaded at start (and again on SIGHUP): the SP key and
+ * certificate, this SP's metadata, the trusted IdPs and the lasso server object built
+ * from them once (never per request). Requests hold a reference while they use it, so a
+ * reload can swap in a new one without waiting. */
+#ifndef SAMLGW_SP_H
+#define SAMLGW_SP_H
+
+#include <stdbool.h>
+
+#include "config.h"
+#include "metadata.h"
+#include "xmlsig.h"
+
+struct sp {
+	int refs; /* atomic */
+	const struct config *cfg;
+	char *acs_url;
+	char *metadata_xml; /* GET /saml/metadata */
+	struct idp_set *idps;
+	struct xmlsig_decryptor *decryptor;
+	void *lasso_server; /* LassoServer */
+};
+
+/* Once per process, before any sp_load (lasso, xmlsec and libxml2 set up). */
+int sp_library_init(const char **error_r);
+void sp_library_deinit(void);
+
+/* Load everything the SP needs from cfg (which must outlive it). Returns 0 with *sp_r
+ * (one reference), or -1 with *error_r (valid until the next call in the thread) and
+ * *setting_r naming the setting at fault ("saml.key"…). */
+int sp_load(const struct config *cfg, struct sp **sp_r, const char **setting_r,
+	    const char **error_r);
+struct sp *sp_ref(struct sp *sp);
+void sp_unref(struct sp *sp);
+
+/* Build an HTTP-Redirect AuthnRequest to idp. Returns 0 with *url_r (the redirect
+ * location) and *id_r (the request ID), both to be freed, or -1 with *error_r. */
+int sp_authn_request(struct sp *sp, const struct idp *idp, char **url_r, char **id_r,
+		     const char **error_r);
+
+#endif

@@ -1,0 +1,256 @@
+/* samlgw's routes (INTERFACES.md): the router, /healthz, /metrics, SP metadata, login
+ * (AuthnRequest), the ACS and single logout. The account page and tokens: account.c. */
+#include "acs.h"
+#include "app.h"
+#include "http.h"
+#include "log.h"
+#include "pages.h"
+#include "session.h"
+#include "sp_metadata.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void account_page(struct app *app, struct http_request *req, struct http_reply *reply);
+void account_issue(struct app *app, struct http_request *req, struct http_reply *reply);
+void account_revoke(struct app *app, struct http_request *req, struct http_reply *reply);
+void account_logout(struct app *app, struct http_request *req, struct http_reply *reply);
+
+#define TEXT "text/plain; charset=utf-8"
+
+static void healthz(struct app *app, struct http_reply *reply)
+{
+	const char *error;
+	if (kv_ping(app_worker(app)->kv, &error) == KV_OK) {
+		http_reply_text(reply, 200, TEXT, "ok\n");
+	} else {
+		log_event(LOG_LEVEL_WARN, "health_failed", "reason", error, NULL);
+		http_reply_text(reply, 503, TEXT, "redis unavailable\n");
+	}
+}
+
+static void metrics(struct app *app, struct http_reply *reply)
+{
+	reply->status = 200;
+	reply->content_type = "text/plain; version=0.0.4; charset=utf-8";
+	reply->body = metrics_render(&app->metrics);
+	reply->len = strlen(reply->body);
+}
+
+static void metadata(struct app *app, struct http_reply *reply)
+{
+	struct sp *sp = app_sp(app);
+	http_reply_text(reply, 200, "application/samlmetadata+xml", sp->metadata_xml);
+	sp_unref(sp);
+}
+
+/* A return path must stay on this site: one leading '/', printable ASCII, capped. */
+static bool return_ok(const char *r)
+{
+	if (r == NULL || r[0] != '/' || r[1] == '/' || r[1] == '\\' || strlen(r) > ACS_RETURN_MAX)
+		return false;
+	for (const char *p = r; *p; p++) {
+		if (*p <= ' ' || *p >= 0x7f || *p == '\\')
+			return false;
+	}
+	return true;
+}
+
+static void idp_chooser(struct app *app, struct sp *sp, struct http_request *req,
+			struct http_reply *reply, const char *ret)
+{
+	struct tmpl_vars *vars = tmpl_vars_new();
+	tmpl_set_list(vars, "idps");
+	for (size_t i = 0; i < sp->idps->n; i++) {
+		const struct idp *idp = &sp->idps->v[i];
+		struct tmpl_vars *item = tmpl_list_add(vars, "idps");
+		char *e = http_url_encode(idp->entity_id), *r = http_url_encode(ret);
+		char *href = xasprintf("%s/login?idp=%s&return=%s", app->cfg->http.public_url, e, r);
+		tmpl_set(item, "entity_id", idp->entity_id);
+		tmpl_set(item, "name", idp->display_name != NULL ? idp->display_name : idp->entity_id);
+		tmpl_set(item, "href", href);
+		free(href);
+		free(e);
+		free(r);
+	}
+	page_render(app, req, reply, 200, "idp-chooser", vars, NULL);
+	tmpl_vars_free(vars);
+}
+
+static void login(struct app *app, struct http_request *req, struct http_reply *reply)
+{
+	struct sp *sp = app_sp(app);
+	const struct config *c = app->cfg;
+	const char *ret = http_query(req, "return");
+	const char *idp_id = http_query(req, "idp");
+	char ref[13];
+	if (ret == NULL || !return_ok(ret))
+		ret = "/";
+	const struct idp *idp = NULL;
+	if (idp_id != NULL) {
+		idp = idp_set_find(sp->idps, idp_id);
+		if (idp == NULL) {
+			page_new_ref(ref);
+			log_event(LOG_LEVEL_WARN, "login_start_refused", "ref", ref, "reason",
+				  "unknown_idp", "idp", idp_id, NULL);
+			page_error(app, req, reply, 400, ref, "unknown_idp", NULL);
+			goto out;
+		}
+	} else if (sp->idps->n == 1) {
+		idp = &sp->idps->v[0];
+	} else if (c->saml.discovery_url != NULL) {
+		/* SAML IdP discovery protocol: the service comes back with ?idp=… */
+		char *r = http_url_encode(ret);
+		char *back = xasprintf("%s/login?return=%s", c->http.public_url, r);
+		char *eb = http_url_encode(back), *ee = http_url_encode(c->saml.entity_id);
+		char *url = xasprintf("%s%sentityID=%s&return=%s&returnIDParam=idp",
+				      c->saml.discovery_url,
+				      strchr(c->saml.discovery_url, '?') ? "&" : "?", ee, eb);
+		http_reply_redirect(reply, 302, url);
+		free(url);
+		free(eb);
+		free(ee);
+		free(back);
+		free(r);
+		goto out;
+	} else {
+		idp_chooser(app, sp, req, reply, ret);
+		goto out;
+	}
+	char *url = NULL, *id = NULL;
+	const char *error;
+	if (sp_authn_request(sp, idp, &url, &id, &error) < 0) {
+		page_new_ref(ref);
+		log_event(LOG_LEVEL_ERROR, "login_start_failed", "ref", ref, "idp", idp->entity_id,
+			  "reason", error, NULL);
+		page_error(app, req, reply, 500, ref, "internal", NULL);
+		goto out;
+	}
+	char *state = xasprintf("%s\n%s", idp->entity_id, ret);
+	enum kv_result r = kv_request_put(app_worker(app)->kv, id, state, c->saml.request_ttl,
+					  &error);
+	free(state);
+	if (r != KV_OK) {
+		page_new_ref(ref);
+		log_event(LOG_LEVEL_ERROR, "login_start_failed", "ref", ref, "idp", idp->entity_id,
+			  "reason", error, NULL);
+		page_error(app, req, reply, 503, ref, "unavailable", NULL);
+	} else {
+		log_event(LOG_LEVEL_INFO, "login_started", "idp", idp->entity_id, "request", id,
+			  NULL);
+		http_reply_redirect(reply, 302, url);
+	}
+	free(url);
+	free(id);
+out:
+	sp_unref(sp);
+}
+
+static double elapsed(const struct timespec *start)
+{
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void acs(struct app *app, struct http_request *req, struct http_reply *reply)
+{
+	struct sp *sp = app_sp(app);
+	const char *b64 = http_form_bad(req) ? NULL : http_form(req, "SAMLResponse");
+	struct acs_result result = {0};
+	enum refusal reason = REFUSE_BAD_REQUEST;
+	const char *error = "the POST carries no SAMLResponse form field";
+	char *issuer = NULL;
+	int r = -1;
+	if (b64 != NULL)
+		r = acs_process(sp, app_worker(app)->kv, b64, strlen(b64), time(NULL), &result,
+				&reason, &error, &issuer);
+	if (r == 0) {
+		enum kv_result kr = session_create(app, &result.id, reply, &error);
+		if (kr != KV_OK) {
+			r = -1;
+			reason = REFUSE_UNAVAILABLE;
+		}
+	}
+	metrics_acs_latency(&app->metrics, elapsed(&req->start));
+	if (r == 0) {
+		metrics_count(&app->metrics.logins_ok, 1);
+		log_event(LOG_LEVEL_INFO, "login_ok", "jid", result.id.jid, "idp", result.id.idp,
+			  "domain", result.id.domain, NULL);
+		char *to = xasprintf("%s%s", app->cfg->http.public_url, result.return_to);
+		http_reply_redirect(reply, 303, to);
+		free(to);
+	} else {
+		char ref[13];
+		page_new_ref(ref);
+		metrics_count(&app->metrics.logins_refused[reason], 1);
+		log_event(LOG_LEVEL_WARN, "login_refused", "ref", ref, "reason",
+			  refusal_name(reason), "detail", error, "idp", issuer, NULL);
+		unsigned status = reason == REFUSE_UNAVAILABLE ? 503 : 403;
+		const char *key = refusal_name(reason);
+		free(reply->set_cookie);
+		reply->set_cookie = NULL;
+		page_error(app, req, reply, status, ref, key,
+			   reason == REFUSE_IDP_NOT_BOUND ? issuer : NULL);
+	}
+	free(issuer);
+	acs_result_clear(&result);
+	sp_unref(sp);
+}
+
+/* Single logout: ends the local session (IdP-initiated LogoutRequests and the answers to
+ * ours arrive here too; either way the session here is over). */
+static void slo(struct app *app, struct http_request *req, struct http_reply *reply)
+{
+	session_end(app, req, reply);
+	log_event(LOG_LEVEL_INFO, "logout", "via", "slo", NULL);
+	char *to = xasprintf("%s/login", app->cfg->http.public_url);
+	http_reply_redirect(reply, 303, to);
+	free(to);
+}
+
+void web_handle(void *ctx, struct http_request *req, struct http_reply *reply)
+{
+	struct app *app = ctx;
+	const char *m = req->method, *p = req->path;
+	bool get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+	bool post = strcmp(m, "POST") == 0;
+	if (strcmp(p, "/healthz") == 0 && get)
+		healthz(app, reply);
+	else if (strcmp(p, "/metrics") == 0 && get)
+		metrics(app, reply);
+	else if (strcmp(p, SP_PATH_METADATA) == 0 && get)
+		metadata(app, reply);
+	else if (strcmp(p, "/login") == 0 && get)
+		login(app, req, reply);
+	else if (strcmp(p, SP_PATH_ACS) == 0 && post)
+		acs(app, req, reply);
+	else if (strcmp(p, SP_PATH_SLO) == 0 && (get || post))
+		slo(app, req, reply);
+	else if (strcmp(p, "/") == 0 && get)
+		account_page(app, req, reply);
+	else if (strcmp(p, "/tokens") == 0 && post)
+		account_issue(app, req, reply);
+	else if (strcmp(p, "/tokens/revoke") == 0 && post)
+		account_revoke(app, req, reply);
+	else if (strcmp(p, "/logout") == 0 && post)
+		account_logout(app, req, reply);
+	else if (strcmp(p, "/healthz") == 0 || strcmp(p, "/metrics") == 0 ||
+		 strcmp(p, SP_PATH_METADATA) == 0 || strcmp(p, "/login") == 0 ||
+		 strcmp(p, SP_PATH_ACS) == 0 || strcmp(p, SP_PATH_SLO) == 0 || strcmp(p, "/") == 0 ||
+		 strcmp(p, "/tokens") == 0 || strcmp(p, "/tokens/revoke") == 0 ||
+		 strcmp(p, "/logout") == 0)
+		page_error(app, req, reply, 405, NULL, "method", NULL);
+	else
+		page_error(app, req, reply, 404, NULL, "not_found", NULL);
+}
+
+void web_done(void *ctx, const struct http_request *req, unsigned status)
+{
+	struct app *app = ctx;
+	(void)req;
+	metrics_http(&app->metrics, status);
+}

@@ -1,0 +1,61 @@
+"""The whole flow through a real (pysaml2) IdP with a browser-like client:
+login -> IdP -> ACS -> account page -> issue -> samlgw-token verify -> revoke -> verify fails,
+for signed and for signed+encrypted assertions."""
+import re
+
+import samltest
+
+
+def login(gw, idp, user="alice"):
+    b = samltest.Browser()
+    # Stop on the account page (its logout form holds only hidden fields).
+    page = b.flow(gw.url + "/", user=user,
+                  stop=lambda p: p.status == 200 and p.url == gw.url + "/")
+    return b, page
+
+
+def issue(b, gw, page, label="laptop"):
+    form = next(f for f in page.forms if f.action.endswith("/tokens"))
+    return b.submit(form, label=label)
+
+
+def token_of(page):
+    m = re.search(r'value="(samlgw_[A-Za-z0-9_-]+)"', page.text)
+    assert m, page.text
+    return m.group(1)
+
+
+def run_flow(gw, idp):
+    b, page = login(gw, idp)
+    assert page.status == 200, (page.status, page.text, gw.log())
+    assert page.url.startswith(gw.url + "/"), page.url
+    assert "alice@example.org" in page.text
+    assert b.cookie("samlgw_session")
+    issued = issue(b, gw, page)
+    assert issued.status == 200, (issued.text, gw.log())
+    token = token_of(issued)
+    assert "<svg" in issued.text
+    assert token not in gw.log()
+    ok = gw.token_cli("verify", "--jid", "alice@example.org", input=token + "\n")
+    assert ok.returncode == 0, ok.stderr
+    account = b.get(gw.url + "/")
+    revoke = next(f for f in account.forms if f.get("id"))
+    after = b.submit(revoke)
+    assert after.status == 200, after.text
+    bad = gw.token_cli("verify", "--jid", "alice@example.org", input=token + "\n")
+    assert bad.returncode == 1, bad.stdout + bad.stderr
+    return b
+
+
+def test_flow_signed(stack):
+    gw, idp = stack
+    run_flow(gw, idp)
+    assert gw.log_lines("login_ok")
+
+
+def test_flow_signed_encrypted(stack_encrypted):
+    gw, idp = stack_encrypted
+    run_flow(gw, idp)
+    last = idp.last_response()
+    assert b"EncryptedAssertion" in last["xml"].encode() if isinstance(last["xml"], str) \
+        else b"EncryptedAssertion" in last["xml"]

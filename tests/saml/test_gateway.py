@@ -1,0 +1,124 @@
+"""samlgw as a program: --version/--help/--check, refusals to start, /healthz, /metrics and
+the SP metadata it publishes."""
+import os
+import subprocess
+import urllib.request
+
+from lxml import etree
+
+import samltest
+from conftest import SAMLGW_BIN, SP_ENTITY
+
+
+def run(*args, env=None):
+    return subprocess.run([SAMLGW_BIN] + list(args), capture_output=True, text=True,
+                          timeout=60, env=env)
+
+
+def get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.headers, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers, e.read()
+
+
+def test_version_help():
+    assert run("--version").stdout.startswith("samlgw ")
+    assert "--config" in run("--help").stdout
+    assert run("--bogus").returncode == 64
+
+
+def test_check_ok_and_problems(stack, tmp_path):
+    gw, idp = stack
+    r = run("--config", str(gw.config), "--check")
+    assert r.returncode == 0, r.stderr
+    bad = tmp_path / "bad.conf"
+    bad.write_text(gw.config.read_text().replace("[saml]", "[saml]\nclock_skw = 5"))
+    r = run("--config", str(bad), "--check")
+    assert r.returncode == 1 and "bad.conf:" in r.stderr and "clock_skew" in r.stderr
+
+
+def test_lasso_flag_refused(stack):
+    gw, _ = stack
+    env = dict(os.environ, LASSO_FLAG="no-verify-signature")
+    r = run("--config", str(gw.config), "--check", env=env)
+    assert r.returncode != 0 and "LASSO_FLAG" in r.stderr
+
+
+def test_metadata_cert_must_verify(stack, tmp_path):
+    gw, idp = stack
+    key, cert = samltest.make_keypair(tmp_path, "fed")
+    conf = tmp_path / "fed.conf"
+    text = gw.config.read_text().replace(
+        "idp_metadata =", "metadata_cert = %s\nidp_metadata =" % cert)
+    conf.write_text(text)
+    r = run("--config", str(conf), "--check")
+    assert r.returncode == 1 and "signature" in r.stderr, r.stderr
+    # Signed with the federation key: accepted (positive control).
+    root = etree.fromstring(open(idp.metadata_path, "rb").read())
+    root.set("ID", "_md1")
+    root.insert(0, samltest.signature_template("_md1", samltest.cert_base64(cert)))
+    tmpl = tmp_path / "template.xml"
+    tmpl.write_bytes(etree.tostring(root))
+    md = tmp_path / "signed.xml"
+    subprocess.run([samltest.XMLSEC1, "--sign", "--privkey-pem", "%s,%s" % (key, cert),
+                    "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor",
+                    "--output", str(md), str(tmpl)], check=True, capture_output=True)
+    conf.write_text(text.replace("idp_metadata = %s" % idp.metadata_path,
+                                 "idp_metadata = %s" % md))
+    r = run("--config", str(conf), "--check")
+    assert r.returncode == 0, r.stderr
+
+
+def test_sp_metadata(stack):
+    gw, _ = stack
+    status, headers, body = get(gw.url + "/saml/metadata")
+    assert status == 200
+    assert headers["Content-Type"] == "application/samlmetadata+xml"
+    root = etree.fromstring(body)
+    ns = dict(samltest.NS, remd="http://refeds.org/metadata")
+    assert root.get("entityID") == SP_ENTITY
+    acs = root.find(".//md:AssertionConsumerService", ns)
+    assert acs.get("Location") == gw.acs
+    assert acs.get("Binding").endswith("HTTP-POST")
+    assert root.findall(".//md:SingleLogoutService", ns)
+    uses = sorted(k.get("use") for k in root.findall(".//md:KeyDescriptor", ns))
+    assert uses == ["encryption", "signing"]
+    assert root.findall(".//md:NameIDFormat", ns)
+    assert root.find(".//mdui:UIInfo/mdui:DisplayName", ns) is not None
+    assert root.find(".//mdui:UIInfo/mdui:PrivacyStatementURL", ns) is not None
+    req = root.findall(".//md:RequestedAttribute", ns)
+    assert any(r.get("isRequired") == "true" for r in req)
+    sec = [c for c in root.findall(".//md:ContactPerson", ns)
+           if c.get("{http://refeds.org/metadata}contactType", "").endswith("/security")]
+    assert sec and sec[0].find("md:EmailAddress", ns).text == "mailto:security@example.org"
+
+
+def test_healthz_and_metrics(stack):
+    gw, _ = stack
+    assert get(gw.url + "/healthz")[0] == 200
+    status, _, body = get(gw.url + "/metrics")
+    assert status == 200
+    text = body.decode()
+    assert "samlgw_logins_total{result=\"ok\"" in text
+    assert "samlgw_acs_duration_seconds_bucket{le=\"+Inf\"}" in text
+
+
+def test_healthz_without_redis(stack):
+    gw, _ = stack
+    gw.redis.pause()
+    try:
+        assert get(gw.url + "/healthz")[0] == 503
+    finally:
+        gw.redis.resume()
+    assert get(gw.url + "/healthz")[0] == 200
+
+
+def test_account_needs_session(stack):
+    gw, _ = stack
+    b = samltest.Browser()
+    page = b.get(gw.url + "/", follow=False)
+    assert page.status == 302 and page.location == gw.url + "/login"
+    page = b.post(gw.url + "/tokens", {"csrf": "x"}, follow=False)
+    assert page.status == 403
