@@ -597,37 +597,57 @@ class Browser:
         url = url.split("?")[0] + "?" + urllib.parse.urlencode(values)
         return self.get(url, follow=follow)
 
-    def flow(self, url, user=None, password=None, stop=None, max_steps=12, data=None):
-        """Walk a login: GET (or POST `data` to) url, follow redirects, auto-submit forms that
-        hold only hidden inputs, and fill the first password form with user/password (once).
-        `stop(page)` returning True ends the walk early (e.g. to capture the POST to the
-        ACS).  Returns the last Page; every Page on the way has its hops in .hops and the
-        whole walk is in .steps of the result."""
+    @staticmethod
+    def is_saml_form(form):
+        """The default auto-submit rule: a form carrying a SAML message (HTTP-POST binding)."""
+        return "SAMLResponse" in form or "SAMLRequest" in form
+
+    def flow(self, url, user=None, password=None, stop=None, max_steps=12, data=None,
+             autosubmit=None):
+        """Walk a login: GET (or POST `data` to) url, follow redirects, auto-submit SAML
+        HTTP-POST forms (or the forms `autosubmit(form)` accepts), and fill the first password
+        form with user/password (once; the password defaults to the built-in user's).
+        `stop(page)` returning True ends the walk early (e.g. at the auto-POST page to the
+        ACS, to capture the SAMLResponse).  Returns the last Page; `.steps` on it lists the
+        pages of the walk, and each page's `.hops` its redirects."""
         if user is not None and password is None:
             password = USERS.get(user)
+        autosubmit = autosubmit or self.is_saml_form
         page = self.get(url) if data is None else self.post(url, data)
         steps = [page]
         logged_in = False
         for _ in range(max_steps):
             if stop is not None and stop(page):
                 break
-            form = next((f for f in page.forms if f.only_hidden), None)
+            form = next((f for f in page.forms if autosubmit(f)), None)
+            pw_form = next((f for f in page.forms if f.has_password), None)
             if form is not None and page.status < 400:
                 page = self.submit(form)
-            elif user is not None and not logged_in and page.form() is not None and \
-                    any(f.has_password for f in page.forms):
-                form = next(f for f in page.forms if f.has_password)
-                user_field = next((k for k, t in form.types.items()
+            elif user is not None and not logged_in and pw_form is not None:
+                user_field = next((k for k, t in pw_form.types.items()
                                    if t in ("text", "email") or k in ("username", "j_username")),
                                   "username")
-                pw_field = next(k for k, t in form.types.items() if t == "password")
-                page = self.submit(form, **{user_field: user, pw_field: password})
+                pw_field = next(k for k, t in pw_form.types.items() if t == "password")
+                page = self.submit(pw_form, **{user_field: user, pw_field: password})
                 logged_in = True
             else:
                 break
             steps.append(page)
         page.steps = steps
         return page
+
+    def start_sso(self, url):
+        """GET url (e.g. samlgw's /login) without following redirects and decode the
+        HTTP-Redirect AuthnRequest it sends the browser to: returns a dict with id, xml
+        (bytes), relay_state, location (the IdP URL), query (dict) and page."""
+        page = self.get(url, follow=False)
+        if page.status not in (301, 302, 303, 307) or not page.location:
+            raise AssertionError("%s did not redirect to an IdP: %s %s"
+                                 % (url, page.status, page.text[:500]))
+        location = urllib.parse.urljoin(url, page.location)
+        xml, q = decode_redirect_message(location)
+        return {"id": parse(xml).get("ID"), "xml": xml, "relay_state": q.get("RelayState"),
+                "location": location, "query": q, "page": page}
 
     def cookie(self, name):
         for c in self.jar:

@@ -9,6 +9,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import urllib.parse
 from pathlib import Path
 
@@ -50,16 +52,16 @@ EXPECTED_OIDS = {
 # --------------------------------------------------------------------------- the pysaml2 SP
 
 
-def sp_config(keydir, idp_metadata=None, sign_requests=False):
+def sp_config(keydir, idp_metadata=None, sign_requests=False, entity=SP_ENTITY, base=SP_BASE):
     key, cert = st.make_keypair(keydir, "sp", cn="sp.test.invalid")
     ekey, ecert = st.make_keypair(keydir, "sp-enc", cn="sp.test.invalid enc")
     conf = {
-        "entityid": SP_ENTITY,
+        "entityid": entity,
         "service": {"sp": {
             "endpoints": {
-                "assertion_consumer_service": [(ACS, BINDING_HTTP_POST)],
-                "single_logout_service": [(SLO, BINDING_HTTP_REDIRECT),
-                                          (SLO + "/post", BINDING_HTTP_POST)],
+                "assertion_consumer_service": [(base + "/saml/acs", BINDING_HTTP_POST)],
+                "single_logout_service": [(base + "/saml/slo", BINDING_HTTP_REDIRECT),
+                                          (base + "/saml/slo/post", BINDING_HTTP_POST)],
             },
             "allow_unsolicited": True,
             "authn_requests_signed": sign_requests,
@@ -133,9 +135,103 @@ def sp_metadata(keydir):
     return write_sp_metadata(keydir)
 
 
+class MiniSP:
+    """A pysaml2 SP behind a real loopback HTTP server, shaped like samlgw: GET /login starts
+    SSO, POST /saml/acs makes a session cookie and redirects to the RelayState, GET / is the
+    account page (with a hidden-only form that the Browser must not auto-submit)."""
+
+    def __init__(self, keydir):
+        self.keydir = keydir
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.httpd.daemon_threads = True
+        self.base = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.entity = self.base + "/saml/metadata"
+        self.metadata = Path(keydir) / "minisp-metadata.xml"
+        xml = create_metadata_string(None, config=sp_config(keydir, entity=self.entity,
+                                                            base=self.base))
+        self.metadata.write_bytes(xml if isinstance(xml, bytes) else xml.encode())
+        self.client = None
+        self.idp_entity = None
+        self.outstanding = {}
+        self.sessions = {}
+        self.errors = []
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def start(self, idp):
+        self.client = Saml2Client(config=sp_config(self.keydir, idp.metadata_path,
+                                                   entity=self.entity, base=self.base))
+        self.idp_entity = idp.entity_id
+        self.thread.start()
+
+    def stop(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def _handler(sp_self):
+        sp = sp_self
+
+        class H(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def reply(self, status, body="", headers=()):
+                data = body.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in headers:
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                if self.path.startswith("/login"):
+                    reqid, info = sp.client.prepare_for_authenticate(
+                        entityid=sp.idp_entity, relay_state="/",
+                        binding=BINDING_HTTP_REDIRECT)
+                    sp.outstanding[reqid] = "/"
+                    return self.reply(303, headers=[("Location",
+                                                     dict(info["headers"])["Location"])])
+                cookie = (self.headers.get("Cookie") or "").partition("sp=")[2].split(";")[0]
+                who = sp.sessions.get(cookie)
+                if self.path == "/" and who:
+                    return self.reply(200, "<title>Account</title><p>Hello %s</p>"
+                                      "<form method=post action=/revoke><input type=hidden "
+                                      "name=csrf value=x><button>Revoke all</button></form>"
+                                      % who)
+                return self.reply(303, headers=[("Location", "/login")])
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                form = dict(urllib.parse.parse_qsl(self.rfile.read(n).decode()))
+                if self.path != "/saml/acs":
+                    return self.reply(404, "no")
+                try:
+                    resp = sp.client.parse_authn_request_response(
+                        form["SAMLResponse"], BINDING_HTTP_POST, outstanding=sp.outstanding)
+                except Exception as e:
+                    sp.errors.append(repr(e))
+                    return self.reply(400, "refused: %r" % e)
+                sp.outstanding.pop(resp.in_response_to, None)
+                cookie = os.urandom(8).hex()
+                sp.sessions[cookie] = resp.get_identity()["eduPersonPrincipalName"][0]
+                return self.reply(303, headers=[("Location", form.get("RelayState") or "/"),
+                                                ("Set-Cookie", "sp=%s; Path=/" % cookie)])
+        return H
+
+
 @pytest.fixture(scope="module")
-def idp(tmp_path_factory, sp_metadata):
-    with st.running_idp(tmp_path_factory.mktemp("idp"), sp_metadata=[sp_metadata]) as p:
+def minisp(keydir):
+    sp = MiniSP(keydir)
+    yield sp
+    sp.stop()
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory, sp_metadata, minisp):
+    with st.running_idp(tmp_path_factory.mktemp("idp"),
+                        sp_metadata=[sp_metadata, minisp.metadata]) as p:
+        minisp.start(p)
         yield p
 
 
@@ -225,6 +321,27 @@ def test_full_flow_pysaml2_sp_accepts(idp, client):
     last = idp.last_response()
     assert last["user"] == "alice" and last["in_response_to"] == reqid
     assert last["SAMLResponse"] == fields["SAMLResponse"]
+
+
+def test_browser_walks_login_to_account_page(idp, minisp):
+    """The pattern samlgw's tests use: GET /login -> IdP form -> alice -> ACS -> account."""
+    b = st.Browser()
+    page = b.flow(minisp.base + "/login", user="alice")
+    assert page.status == 200 and page.url == minisp.base + "/", (page, minisp.errors)
+    assert "Hello alice@example.org" in page.text and page.title == "Account"
+    hops = [(m, u.split("?")[0], s) for p in page.steps for m, u, s in p.hops]
+    assert hops == [("GET", minisp.base + "/login", 303), ("GET", idp.url + "/sso/redirect", 200),
+                    ("POST", idp.url + "/login", 200), ("POST", minisp.base + "/saml/acs", 303),
+                    ("GET", minisp.base + "/", 200)], hops
+    assert b.cookie("sp") and b.cookie("idp_session")
+    # start_sso decodes the AuthnRequest an SP redirects to.
+    sso = b.start_sso(minisp.base + "/login")
+    assert sso["location"].startswith(idp.sso_url) and sso["relay_state"] == "/"
+    assert st.parse(sso["xml"]).tag == st.SAMLP + "AuthnRequest" and sso["id"] in minisp.outstanding
+    # ...and a factory response answering it is accepted by the SP.
+    f = idp.factory(minisp.entity, minisp.base + "/saml/acs")
+    page = f.build(in_response_to=sso["id"], relay_state="/", user="bob").post(b, f.acs)
+    assert "Hello bob@example.org" in page.text, page.text
 
 
 def test_bob_and_session_reuse_and_force_authn(idp, client):
