@@ -1,0 +1,191 @@
+"""samlgw-authd: the saslauthd protocol (Debian's testsaslauthd and raw requests), many
+clients at once, and the ejabberd extauth and Prosody mod_auth_external protocols."""
+import socket
+import struct
+import subprocess
+import threading
+import time
+
+import pytest
+
+from conftest import AUTHD_BIN, TIMEOUT
+
+ALICE = "alice@example.org"
+
+
+def run_testsaslauthd(authd, user, password, service="imap", realm=None):
+    args = ["testsaslauthd", "-f", str(authd.socket), "-u", user, "-p", password, "-s", service]
+    if realm is not None:
+        args += ["-r", realm]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT)
+    return r.stdout.strip()
+
+
+def test_testsaslauthd(authd_factory, tokens):
+    authd = authd_factory()
+    token = tokens.issue(ALICE, services="imap,smtp")
+    assert run_testsaslauthd(authd, ALICE, token) == '0: OK "Success."'
+    assert run_testsaslauthd(authd, ALICE, token, service="smtp") == '0: OK "Success."'
+    # The realm completes a bare localpart, as libsasl2 splits user@realm.
+    assert run_testsaslauthd(authd, "alice", token, realm="example.org") == '0: OK "Success."'
+    # Invalid token, wrong user, wrong service, no domain at all.
+    assert run_testsaslauthd(authd, ALICE, "samlgw_nope").startswith("0: NO")
+    assert run_testsaslauthd(authd, "bob@example.org", token).startswith("0: NO")
+    assert run_testsaslauthd(authd, ALICE, token, service="ldap").startswith("0: NO")
+    assert run_testsaslauthd(authd, "alice", token).startswith("0: NO")
+    tokens.revoke_all(ALICE)
+    assert run_testsaslauthd(authd, ALICE, token).startswith("0: NO")
+    log = authd.log.read_text()
+    assert token not in log
+    assert "result=refused" in log and "the token is not valid for service ldap" in log
+
+
+def test_service_override_and_domain(authd_factory, tokens):
+    authd = authd_factory("--service", "imap", "--domain", "example.org")
+    token = tokens.issue(ALICE, services="imap")
+    # Whatever service the client names, imap is checked; bare names get the domain.
+    assert run_testsaslauthd(authd, "alice", token, service="smtp") == '0: OK "Success."'
+
+
+def test_localpart_mode_refuses_other_domains(authd_factory, tokens):
+    authd = authd_factory("--username", "localpart", "--domain", "example.org")
+    other = tokens.issue("alice@other.org", services="imap")
+    assert run_testsaslauthd(authd, "alice", other, realm="other.org").startswith("0: NO")
+    mine = tokens.issue(ALICE, services="imap")
+    assert run_testsaslauthd(authd, "alice", mine) == '0: OK "Success."'
+
+
+def test_five_field_request_and_bad_requests(authd_factory, tokens):
+    authd = authd_factory()
+    token = tokens.issue(ALICE, services="imap")
+    # Newer libsasl2 sends the client's address as a fifth field.
+    assert authd.request("alice", token, "imap", "example.org", "127.0.0.1;143") == "OK"
+    assert authd.request("alice", token, "IMAP", "example.org") == "OK"
+    assert authd.request("alice", token, "*", "example.org").startswith("NO")
+    # Oversized field: the connection is closed without an answer; the daemon lives on.
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(5)
+        s.connect(str(authd.socket))
+        s.sendall(b"\xff\xff" + b"a" * 100)
+        assert s.recv(10) == b""
+    assert authd.request("alice", token, "imap", "example.org") == "OK"
+
+
+def test_many_clients_at_once(authd_factory, tokens):
+    authd = authd_factory("--threads", "4")
+    token = tokens.issue(ALICE, services="imap")
+    # Clients that connect and say nothing hold a worker each, but not the others' answers
+    # for long: the rest are served as workers come free.
+    idle = []
+    for _ in range(2):
+        s = socket.socket(socket.AF_UNIX)
+        s.connect(str(authd.socket))
+        idle.append(s)
+    results = []
+    lock = threading.Lock()
+
+    def client():
+        for _ in range(10):
+            r = authd.request("alice", token, "imap", "example.org")
+            with lock:
+                results.append(r)
+
+    threads = [threading.Thread(target=client) for _ in range(16)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    elapsed = time.monotonic() - started
+    for s in idle:
+        s.close()
+    assert results == ["OK"] * 160
+    assert elapsed < 30
+
+
+def test_redis_down_and_back(authd_factory, tokens, redis):
+    authd = authd_factory()
+    token = tokens.issue(ALICE, services="imap")
+    redis.stop()
+    r = authd.request(ALICE, token, "imap", "")
+    assert r.startswith("NO") and "unavailable" in r
+    redis.start()
+    token = tokens.issue(ALICE, services="imap")
+    assert authd.request(ALICE, token, "imap", "") == "OK"
+
+
+def test_sigterm_stops_and_removes_the_socket(authd_factory):
+    authd = authd_factory()
+    assert authd.stop() == 0
+    assert not authd.socket.exists()
+    assert "event=stopped" in authd.log.read_text()
+
+
+def test_refuses_a_socket_in_use(authd_factory, config, workdir):
+    authd = authd_factory()
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--socket", str(authd.socket)],
+                       capture_output=True, text=True, timeout=TIMEOUT)
+    assert r.returncode == 1
+    assert "another process is listening" in r.stderr
+
+
+def test_usage_and_config_errors(workdir):
+    r = subprocess.run([AUTHD_BIN, "--protocol", "imap"], capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 64
+    bad = workdir / "bad.conf"
+    bad.write_text("[redis]\nurl = nowhere\n")
+    r = subprocess.run([AUTHD_BIN, "--config", str(bad)], capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 78
+    assert "bad.conf:2:" in r.stderr
+
+
+def ejabberd_frame(text):
+    data = text.encode()
+    return struct.pack(">H", len(data)) + data
+
+
+def test_ejabberd_extauth(config, tokens):
+    token = tokens.issue(ALICE, services="xmpp")
+    requests = [
+        "auth:alice:example.org:" + token,
+        "auth:bob:example.org:" + token,
+        "isuser:alice:example.org",
+        "isuser:nobody:example.org",
+        "setpass:alice:example.org:x",
+        "garbage",
+    ]
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"],
+                       input=b"".join(ejabberd_frame(x) for x in requests),
+                       capture_output=True, timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    answers = [r.stdout[i:i + 4] for i in range(0, len(r.stdout), 4)]
+    assert answers == [b"\0\x02\0\x01", b"\0\x02\0\0", b"\0\x02\0\x01", b"\0\x02\0\0",
+                       b"\0\x02\0\0", b"\0\x02\0\0"]
+    assert token.encode() not in r.stderr
+
+
+def test_ejabberd_truncated_input_fails(config):
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"],
+                       input=b"\x00\x10auth", capture_output=True, timeout=TIMEOUT)
+    assert r.returncode == 1
+
+
+def test_prosody_external(config, tokens):
+    token = tokens.issue(ALICE, services="xmpp")
+    smtp_only = tokens.issue("carol@example.org", services="smtp")
+    lines = [
+        "auth:alice:example.org:" + token,
+        "auth:alice:example.org:samlgw_wrong",
+        "auth:carol:example.org:" + smtp_only,
+        "isuser:alice:example.org",
+        "x" * 5000,
+        "tryregister:new:example.org:pw",
+        "auth:alice:example.org:" + token + "\r",
+    ]
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody"],
+                       input="".join(l + "\n" for l in lines), capture_output=True, text=True,
+                       timeout=TIMEOUT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["1", "0", "0", "1", "0", "0", "1"]
