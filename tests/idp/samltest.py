@@ -1237,6 +1237,25 @@ class ResponseFactory:
         return Built(xml, o["relay_state"], rid, aids)
 
 
+def set_text_with_comment(element, before, after, comment=""):
+    """Make element's text `before<!--comment-->after` (e.g. alice@evil<!---->.example.org):
+    exclusive C14N drops the comment, so a signature over it stays valid."""
+    for child in list(element):
+        element.remove(child)
+    element.text = before
+    c = etree.Comment(comment)
+    c.tail = after
+    element.append(c)
+    return element
+
+
+def strip_signatures(root):
+    """Remove every ds:Signature (for after_sign); returns root."""
+    for s in list(root.iter(DS + "Signature")):
+        s.getparent().remove(s)
+    return root
+
+
 def add_doctype(xml, doctype):
     """Insert a DOCTYPE right after the XML declaration (string-level, after signing)."""
     if isinstance(doctype, str):

@@ -684,6 +684,19 @@ def test_factory_after_sign_breaks_signature(factory, idp):
     assert not ok_resp and not ok_assertion
 
 
+def test_factory_comment_and_strip_helpers(factory, idp):
+    def comment(root):
+        for v in root.iter(st.SAML + "AttributeValue"):
+            if v.text == "alice@example.org":
+                st.set_text_with_comment(v, "alice@evil", ".example.org")
+    built = factory.build(before_sign=comment)
+    assert b"alice@evil<!---->.example.org" in built.xml
+    assert st.verify(built.xml, idp.cert)[0]
+    assert st.verify(built.xml, idp.cert, node_id=built.assertion_id)[0]
+    stripped = factory.build(after_sign=st.strip_signatures)
+    assert b"Signature" not in stripped.xml
+
+
 def test_factory_other_signing_key_and_corrupt_encryption(factory, idp, keydir, client):
     other = st.make_keypair(keydir, "evil", cn="evil")
     built = factory.build(signing_key=other)
