@@ -1,7 +1,7 @@
 /* samlgw's page templates: a small engine that escapes HTML by default and refuses to
  * render anything it does not know.
  *
- * Syntax (templates/*.html):
+ * Syntax (templates/NAME.html):
  *   {{name}}                     a variable, HTML-escaped
  *   {{{name}}}                   a variable set with tmpl_set_html() (trusted markup such as
  *                                the QR code SVG); using it on a plain string is an error
@@ -49,5 +49,29 @@ const char *templates_language(const struct templates *templates, const char *ac
 int templates_render(const struct templates *templates, const char *page, const char *lang,
 		     const struct tmpl_vars *vars, char **html_r, size_t *len_r,
 		     const char **error_r);
+
+/* One file of a template set already in memory; name is relative to the templates folder:
+ * "account.html", "style.css", "script.js" or "i18n/de.txt". */
+struct tmpl_file {
+	const char *name;
+	const char *data;
+	size_t len;
+};
+
+/* templates_load() over files in memory (tests, fuzzing). origin prefixes the file names
+ * in messages (NULL: none). */
+int templates_load_files(const char *origin, const struct tmpl_file *files, size_t n,
+			 struct templates **templates_r, const char **error_r);
+
+/* The text of message key in lang as written in its translation file (not escaped), for
+ * variables such as a page's title; NULL when lang or key is unknown. Valid as long as
+ * templates. */
+const char *templates_text(const struct templates *templates, const char *lang,
+			   const char *key);
+
+/* A Content-Security-Policy header value for the rendered pages: nothing from elsewhere,
+ * the inline stylesheet and script allowed by their hashes, images only from this origin
+ * and data: URLs. Valid as long as templates. */
+const char *templates_csp(const struct templates *templates);
 
 #endif
