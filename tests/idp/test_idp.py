@@ -422,6 +422,26 @@ def test_slo_sp_initiated(idp, client):
     assert any(f.has_password for f in b.get(url).forms)
 
 
+def test_slo_sp_initiated_post(idp, client):
+    b = st.Browser()
+    _, _, resp = run_login(client, idp, b)
+    req_id, req = client.create_logout_request(
+        idp.url + "/slo/post", idp.entity_id, name_id=resp.name_id,
+        session_indexes=[resp.assertion.authn_statement[0].session_index], sign=True)
+    page = b.post(idp.url + "/slo/post",
+                  {"SAMLRequest": base64.b64encode(str(req).encode()).decode(),
+                   "RelayState": "/bye"})
+    action, fields = st.saml_post_of(page)
+    assert action == SLO + "/post" and fields["RelayState"] == "/bye"
+    xml = base64.b64decode(fields["SAMLResponse"])
+    assert st.verify(xml, idp.cert)[0]
+    lr = client.parse_logout_request_response(fields["SAMLResponse"], BINDING_HTTP_POST)
+    assert lr.response.status.status_code.value == st.STATUS_SUCCESS
+    assert lr.response.in_response_to == req_id
+    _, url = start_login(client, idp)
+    assert any(f.has_password for f in b.get(url).forms)
+
+
 @pytest.mark.parametrize("binding", ["redirect", "post"])
 def test_slo_idp_initiated(idp, client, binding):
     b = st.Browser()
