@@ -763,7 +763,8 @@ def signature_template(ref_id, cert_b64, sig_alg="rsa-sha256", digest_alg="sha25
 
 
 def insert_signature(element, sig):
-    """Place a ds:Signature where SAML's schema wants it: right after the element's Issuer."""
+    """Place a ds:Signature where SAML's schema wants it: right after the element's Issuer
+    (protocol messages, assertions), else first (metadata)."""
     issuer = element.find(SAML + "Issuer")
     if issuer is not None:
         issuer.addnext(sig)
@@ -771,15 +772,41 @@ def insert_signature(element, sig):
         element.insert(0, sig)
 
 
+def sign_metadata(xml, key, cert, sig_alg="rsa-sha256", digest_alg="sha256"):
+    """Sign a metadata document (EntitiesDescriptor or EntityDescriptor; an ID is added when
+    missing) as a federation operator would; returns the signed bytes."""
+    root = parse(xml) if not isinstance(xml, etree._Element) else xml
+    if not root.get("ID"):
+        root.set("ID", new_id())
+    return tostring(sign_element(root, root, key, cert, sig_alg, digest_alg))
+
+
+# Elements whose ID attribute xmlsec1 may resolve a Reference URI="#..." to.
+ID_ATTRS = [
+    "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+    "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+    "urn:oasis:names:tc:SAML:2.0:protocol:AuthnRequest",
+    "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest",
+    "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse",
+    "urn:oasis:names:tc:SAML:2.0:metadata:EntitiesDescriptor",
+    "urn:oasis:names:tc:SAML:2.0:metadata:EntityDescriptor",
+]
+
+
+def _id_attr_args():
+    out = []
+    for n in ID_ATTRS:
+        out += ["--id-attr:ID", n]
+    return out
+
+
 def xmlsec_sign(xml, key, cert, node_id):
     """Sign the ds:Signature template inside the element whose ID is node_id (xmlsec1 CLI)."""
     with tempfile.NamedTemporaryFile(suffix=".xml") as f:
         f.write(xml)
         f.flush()
-        rc, out, err = _run([XMLSEC1, "--sign", "--privkey-pem", "%s,%s" % (key, cert),
-                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:Response",
-                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-                             "--node-id", node_id, f.name])
+        rc, out, err = _run([XMLSEC1, "--sign", "--privkey-pem", "%s,%s" % (key, cert)]
+                            + _id_attr_args() + ["--node-id", node_id, f.name])
     if rc != 0:
         raise RuntimeError("xmlsec1 --sign failed: %s" % err.decode(errors="replace"))
     return out
@@ -809,13 +836,8 @@ def verify(xml, cert, node_id=None, node="Response"):
         f.flush()
         rc, out, err = _run([XMLSEC1, "--verify", "--enabled-reference-uris", "same-doc",
                              "--enabled-key-data", "raw-x509-cert",
-                             "--pubkey-cert-pem", str(cert),
-                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:Response",
-                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
-                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:AuthnRequest",
-                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:LogoutRequest",
-                             "--id-attr:ID", "urn:oasis:names:tc:SAML:2.0:protocol:LogoutResponse",
-                             "--node-id", node_id, f.name])
+                             "--pubkey-cert-pem", str(cert)]
+                            + _id_attr_args() + ["--node-id", node_id, f.name])
     return rc == 0, err.decode(errors="replace")
 
 

@@ -729,6 +729,16 @@ def test_factory_other_signing_key_and_corrupt_encryption(factory, idp, keydir, 
         st.decrypt_assertion(bad.root, Path(keydir) / "sp-enc-key.pem")
 
 
+def test_sign_metadata_aggregate(idp, keydir, sp_metadata):
+    fed_key, fed_cert = st.make_keypair(keydir, "federation", cn="federation")
+    agg = st.parse(b'<md:EntitiesDescriptor xmlns:md="%s" Name="test"/>' % st.NS["md"].encode())
+    agg.append(st.parse(idp.metadata_xml()))
+    agg.append(st.parse(sp_metadata.read_bytes()))
+    signed = st.sign_metadata(agg, fed_key, fed_cert)
+    assert st.verify(signed, fed_cert)[0]
+    assert not st.verify(signed.replace(b"example.org", b"example.com"), fed_cert)[0]
+
+
 def test_browser_refuses_non_loopback():
     with pytest.raises(ValueError):
         st.Browser().get("http://192.0.2.1/")
