@@ -104,6 +104,15 @@ struct config {
 	struct {
 		struct strlist listen;
 		struct strlist listen_tls;
+		long long max_stanza_size;
+		long long idle_timeout;
+		long long keepalive;
+		long long max_roster;
+		long long max_offline;
+		long long offline_ttl;
+		long long auth_failures;
+		bool version;
+		char *user;
 	} xmpp;
 	struct config_domain *domains;
 	size_t n_domains;

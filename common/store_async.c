@@ -1,0 +1,186 @@
+/* The token store's scripts over asynchronous hiredis (see store_async.h). */
+#include "store_async.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#define SCRIPT_ARGS_MAX 16
+
+char *store_token_key(const char *prefix, const char *hash_hex)
+{
+	return xasprintf("%stoken:%s", prefix, hash_hex);
+}
+
+char *store_user_tokens_key(const char *prefix, const char *jid)
+{
+	return xasprintf("%suser:%s:tokens", prefix, jid);
+}
+
+char *store_revoked_channel(const char *prefix)
+{
+	return xasprintf("%srevoked", prefix);
+}
+
+void store_script_sha1(const char *source, char out[41])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int len = 0;
+	EVP_Digest(source, strlen(source), md, &len, EVP_sha1(), NULL);
+	for (unsigned i = 0; i < 20; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[40] = '\0';
+}
+
+const char *store_reason_text(const char *reason)
+{
+	static const struct {
+		const char *word, *text;
+	} reasons[] = {
+		{"unknown", "unknown, revoked or used-up token"},
+		{"jid", "the token belongs to another user"},
+		{"expired", "the token has expired"},
+		{"service", "the token is not valid for this service"},
+		{"used", "the token has no uses left"},
+		{"limit", "the user already holds the most live tokens allowed"},
+		{"ambiguous", "the id matches more than one token"},
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(reasons); i++) {
+		if (strcmp(reason, reasons[i].word) == 0)
+			return reasons[i].text;
+	}
+	return "refused by the store";
+}
+
+/* One script run in flight: enough to resend it as EVAL after NOSCRIPT. */
+struct script_call {
+	const char *source;
+	int argc;
+	char **argv;
+	size_t *lens;
+	bool retried;
+	store_async_script_cb *cb;
+	void *data;
+};
+
+static void script_call_free(struct script_call *sc)
+{
+	for (int i = 0; i < sc->argc; i++)
+		free(sc->argv[i]);
+	free(sc->argv);
+	free(sc->lens);
+	free(sc);
+}
+
+static void script_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+	struct script_call *sc = privdata;
+	redisReply *reply = r;
+	if (reply != NULL && reply->type == REDIS_REPLY_ERROR && !sc->retried &&
+	    strncmp(reply->str, "NOSCRIPT", 8) == 0 && !(ac->c.flags & REDIS_DISCONNECTING)) {
+		sc->retried = true;
+		free(sc->argv[0]);
+		free(sc->argv[1]);
+		sc->argv[0] = xstrdup("EVAL");
+		sc->lens[0] = 4;
+		sc->argv[1] = xstrdup(sc->source);
+		sc->lens[1] = strlen(sc->source);
+		if (redisAsyncCommandArgv(ac, script_reply, sc, sc->argc, (const char **)sc->argv,
+					  sc->lens) == REDIS_OK)
+			return;
+		reply = NULL;
+	}
+	if (reply != NULL && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+			      reply->element[0]->type != REDIS_REPLY_INTEGER))
+		reply = NULL; /* error replies and odd shapes: unavailable, never success */
+	sc->cb(reply, sc->data);
+	script_call_free(sc);
+}
+
+int store_async_script(redisAsyncContext *ac, const char *source, int nkeys, int nargs,
+		       const char *const *args, const size_t *arg_lens, store_async_script_cb *cb,
+		       void *data)
+{
+	if (ac == NULL || nargs < 0 || nargs > SCRIPT_ARGS_MAX)
+		return -1;
+	struct script_call *sc = xcalloc(1, sizeof(*sc));
+	sc->source = source;
+	sc->cb = cb;
+	sc->data = data;
+	sc->argc = nargs + 3;
+	sc->argv = xcalloc((size_t)sc->argc, sizeof(*sc->argv));
+	sc->lens = xcalloc((size_t)sc->argc, sizeof(*sc->lens));
+	char sha[41];
+	store_script_sha1(source, sha);
+	sc->argv[0] = xstrdup("EVALSHA");
+	sc->lens[0] = 7;
+	sc->argv[1] = xstrdup(sha);
+	sc->lens[1] = 40;
+	sc->argv[2] = xasprintf("%d", nkeys);
+	sc->lens[2] = strlen(sc->argv[2]);
+	for (int i = 0; i < nargs; i++) {
+		size_t len = arg_lens != NULL ? arg_lens[i] : strlen(args[i]);
+		sc->argv[3 + i] = xcalloc(1, len + 1);
+		memcpy(sc->argv[3 + i], args[i], len);
+		sc->lens[3 + i] = len;
+	}
+	if (redisAsyncCommandArgv(ac, script_reply, sc, sc->argc, (const char **)sc->argv,
+				  sc->lens) != REDIS_OK) {
+		script_call_free(sc);
+		return -1;
+	}
+	return 0;
+}
+
+struct verify_call {
+	char hash[TOKEN_HASH_HEX_LEN + 1];
+	store_async_verify_cb *cb;
+	void *data;
+};
+
+static void verify_reply(redisReply *reply, void *data)
+{
+	struct verify_call *vc = data;
+	if (reply == NULL) {
+		vc->cb(STORE_UNAVAILABLE, vc->hash, "the token store is unavailable", vc->data);
+	} else if (reply->element[0]->integer != 1) {
+		const char *why = reply->elements > 1 && reply->element[1]->type == REDIS_REPLY_STRING
+					  ? reply->element[1]->str
+					  : "";
+		vc->cb(STORE_INVALID, vc->hash, store_reason_text(why), vc->data);
+	} else {
+		vc->cb(STORE_OK, vc->hash, "valid", vc->data);
+	}
+	free(vc);
+}
+
+int store_async_verify(redisAsyncContext *ac, const char *prefix, const char *token,
+		       size_t token_len, const char *jid, const char *service,
+		       store_async_verify_cb *cb, void *data)
+{
+	if (!token_well_formed(token, token_len)) {
+		cb(STORE_INVALID, "", "not a samlgw token (wrong length, alphabet or check)", data);
+		return 0;
+	}
+	struct verify_call *vc = xcalloc(1, sizeof(*vc));
+	vc->cb = cb;
+	vc->data = data;
+	token_hash_hex(token, token_len, vc->hash);
+	char *tkey = store_token_key(prefix, vc->hash);
+	char *ukey = store_user_tokens_key(prefix, jid);
+	/* KEYS: token, index. ARGV: jid, service, hash (as store_verify). */
+	const char *args[] = {tkey, ukey, jid, service, vc->hash};
+	int ret = store_async_script(ac, store_script_source[SCRIPT_VERIFY], 2, 5, args, NULL,
+				     verify_reply, vc);
+	free(tkey);
+	free(ukey);
+	if (ret < 0)
+		free(vc);
+	return ret;
+}

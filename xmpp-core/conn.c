@@ -1,0 +1,495 @@
+/* One client connection: socket and TLS (direct or STARTTLS), the stream header and
+ * features, stream errors, idle timeout and whitespace keepalives, and the dispatch of
+ * top-level elements to SASL, binding and stanza routing. */
+#include "xmpp.h"
+#include "log.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/rand.h>
+#include <openssl/ssl.h>
+
+/* Bytes handed to the parser at a time: keeps expat's buffer small. */
+#define READ_CHUNK 4096
+/* A closing stream that the peer does not read is dropped after this. */
+#define CLOSE_GRACE 3
+
+static void on_open(void *ctx, const struct xnode *header, const char *default_ns);
+static void on_element(void *ctx, struct xnode *el);
+static void on_close(void *ctx);
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_write(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+
+static const struct xmlstream_handlers handlers = {on_open, on_element, on_close};
+
+static time_t now_s(const struct conn *c)
+{
+	struct timeval tv;
+	event_base_gettimeofday_cached(c->srv->base, &tv);
+	return tv.tv_sec;
+}
+
+/* Once closing, last_write holds when the close began. */
+static time_t close_since_mark(const struct conn *c)
+{
+	return c->last_write;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	time_t now = now_s(c);
+	if (c->closing) {
+		if (now - close_since_mark(c) >= CLOSE_GRACE)
+			conn_close_now(c);
+		return;
+	}
+	if (now - c->last_read >= c->srv->idle_timeout) {
+		conn_stream_error(c, "connection-timeout", NULL);
+		return;
+	}
+	if (c->header_sent && now - c->last_write >= c->srv->keepalive)
+		conn_send_raw(c, " ", 1);
+}
+
+static struct conn *conn_alloc(struct server *srv)
+{
+	struct conn *c = xcalloc(1, sizeof(*c));
+	c->srv = srv;
+	c->refs = 1; /* the server's list */
+	c->fd = -1;
+	c->id = ++srv->next_conn_id;
+	c->xs = xmlstream_new(&srv->limits, &handlers, c);
+	c->last_read = c->last_write = now_s(c);
+	c->next = srv->conns;
+	if (srv->conns != NULL)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->n_conns++;
+	return c;
+}
+
+struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr, bool direct_tls)
+{
+	struct conn *c = conn_alloc(srv);
+	c->fd = fd;
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	c->direct_tls = direct_tls;
+	if (direct_tls) {
+		SSL *ssl = tls_new_ssl(srv, true);
+		if (ssl != NULL)
+			c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl,
+								BUFFEREVENT_SSL_ACCEPTING,
+								BEV_OPT_CLOSE_ON_FREE);
+		if (c->bev != NULL)
+			c->fd = -1; /* the TLS bufferevent closes it */
+		c->tls = true;
+	} else {
+		c->bev = bufferevent_socket_new(srv->base, fd, 0);
+	}
+	if (c->bev == NULL) {
+		conn_close_now(c);
+		return NULL;
+	}
+	c->own_bev = true;
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->timer = event_new(srv->base, -1, EV_PERSIST, on_timer, c);
+	event_add(c->timer, srv->tick);
+	log_event(LOG_LEVEL_DEBUG, "conn_open", "addr", c->addr, "tls", direct_tls ? "direct" : "starttls",
+		  NULL);
+	return c;
+}
+
+struct conn *conn_new_bev(struct server *srv, struct bufferevent *bev, bool pretend_tls)
+{
+	struct conn *c = conn_alloc(srv);
+	snprintf(c->addr, sizeof(c->addr), "test");
+	c->bev = bev;
+	c->tls = pretend_tls;
+	return c;
+}
+
+void conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+void conn_unref(struct conn *c)
+{
+	if (--c->refs > 0)
+		return;
+	struct server *srv = c->srv;
+	xmlstream_free(c->xs);
+	secret_free(c->bare);
+	free(c->bind_resource);
+	free(c->bind_id);
+	free(c);
+	server_conn_gone(srv);
+}
+
+void conn_close_now(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	c->closing = true;
+	session_end(c);
+	if (c->timer != NULL) {
+		event_free(c->timer);
+		c->timer = NULL;
+	}
+	if (c->bev != NULL && c->own_bev)
+		bufferevent_free(c->bev);
+	c->bev = NULL;
+	if (c->fd >= 0)
+		evutil_closesocket(c->fd);
+	c->fd = -1;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		c->srv->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	c->srv->n_conns--;
+	if (c->authed)
+		log_event(LOG_LEVEL_DEBUG, "conn_close", "addr", c->addr, "jid", c->bare, NULL);
+	conn_unref(c);
+}
+
+void conn_send_raw(struct conn *c, const char *data, size_t len)
+{
+	if (c->bev == NULL || c->closed)
+		return;
+	bufferevent_write(c->bev, data, len);
+	if (!c->closing)
+		c->last_write = now_s(c);
+}
+
+void conn_send_node(struct conn *c, const struct xnode *n)
+{
+	if (c->bev == NULL || c->closed || c->closing)
+		return;
+	xml_write(bufferevent_get_output(c->bev), n, NS_CLIENT);
+	c->last_write = now_s(c);
+}
+
+static void send_header(struct conn *c)
+{
+	if (c->header_sent)
+		return;
+	unsigned char rnd[16];
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
+		abort();
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(c->stream_id + 2 * i, 3, "%02x", rnd[i]);
+	const char *from = c->domain != NULL ? c->domain->name : c->srv->domains[0].name;
+	char head[400];
+	int n = snprintf(head, sizeof(head),
+			 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+			 "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='%s' "
+			 "version='1.0' xml:lang='en'>",
+			 c->stream_id, from);
+	conn_send_raw(c, head, (size_t)n);
+	c->header_sent = true;
+}
+
+void conn_stream_error(struct conn *c, const char *condition, const char *text)
+{
+	if (c->closing)
+		return;
+	send_header(c);
+	if (condition != NULL) {
+		struct xnode *e = xnode_new(NS_STREAMS, "error");
+		xnode_add(e, NS_STREAM_ERRORS, condition);
+		if (text != NULL) {
+			struct xnode *t = xnode_add(e, NS_STREAM_ERRORS, "text");
+			xnode_add_text(t, text, strlen(text));
+		}
+		struct evbuffer *out = c->bev != NULL ? bufferevent_get_output(c->bev) : NULL;
+		if (out != NULL) {
+			/* stream:error is written with the stream's prefix, not a default xmlns. */
+			char *s = xml_to_string(e, NS_STREAMS);
+			evbuffer_add(out, "<stream:", 8);
+			evbuffer_add(out, s + 1, strlen(s + 1) - strlen("</error>"));
+			evbuffer_add(out, "</stream:error>", 15);
+			free(s);
+		}
+		xnode_free(e);
+		log_event(LOG_LEVEL_INFO, "stream_error", "addr", c->addr, "jid", c->bare,
+			  "condition", condition, "text", text, NULL);
+	}
+	conn_send_raw(c, "</stream:stream>", 16);
+	c->closing = true;
+	c->last_write = now_s(c);
+	if (c->in_feed)
+		xmlstream_stop(c->xs);
+	session_end(c);
+	if (c->bev == NULL || !c->own_bev) {
+		conn_close_now(c); /* nothing of ours to flush (the fuzz target) */
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+		conn_close_now(c);
+}
+
+static void limits_feature(struct conn *c, struct xnode *features)
+{
+	struct xnode *l = xnode_add(features, NS_LIMITS, "limits");
+	char num[32];
+	snprintf(num, sizeof(num), "%zu", c->srv->limits.max_stanza);
+	xnode_add_text(xnode_add(l, NS_LIMITS, "max-bytes"), num, strlen(num));
+	snprintf(num, sizeof(num), "%lld", c->srv->idle_timeout);
+	xnode_add_text(xnode_add(l, NS_LIMITS, "idle-seconds"), num, strlen(num));
+}
+
+void conn_send_features(struct conn *c)
+{
+	struct xnode *f = xnode_new(NS_STREAMS, "features");
+	if (!c->tls) {
+		struct xnode *st = xnode_add(f, NS_TLS, "starttls");
+		xnode_add(st, NS_TLS, "required");
+	} else if (!c->authed) {
+		sasl_features(c, f);
+	} else {
+		xnode_add(f, NS_BIND, "bind");
+		xnode_add(xnode_add(f, NS_SESSION, "session"), NS_SESSION, "optional");
+	}
+	limits_feature(c, f);
+	char *s = xml_to_string(f, NS_STREAMS);
+	/* <features xmlns='…streams'> → <stream:features> */
+	const char *inner = strchr(s, '>');
+	size_t len = strlen(s);
+	conn_send_raw(c, "<stream:features>", 17);
+	if (inner != NULL && inner[-1] != '/')
+		conn_send_raw(c, inner + 1, (size_t)(s + len - (inner + 1)) - strlen("</features>"));
+	conn_send_raw(c, "</stream:features>", 18);
+	free(s);
+	xnode_free(f);
+}
+
+static void on_open(void *ctx, const struct xnode *header, const char *default_ns)
+{
+	struct conn *c = ctx;
+	const char *to = xnode_attr(header, "to");
+	const struct domain *d = NULL;
+	if (to != NULL) {
+		char lower[256];
+		snprintf(lower, sizeof(lower), "%s", to);
+		for (char *p = lower; *p; p++)
+			if (*p >= 'A' && *p <= 'Z')
+				*p = (char)(*p - 'A' + 'a');
+		d = server_domain(c->srv, lower);
+	}
+	if (d != NULL && (c->domain == NULL || !c->authed))
+		c->domain = d;
+	c->header_sent = false; /* every stream restart gets a new header */
+	if (strcmp(header->ns, NS_STREAMS) != 0 || strcmp(header->name, "stream") != 0) {
+		conn_stream_error(c, "invalid-namespace", "the root element must be stream:stream");
+		return;
+	}
+	if (strcmp(default_ns, NS_CLIENT) != 0) {
+		conn_stream_error(c, "invalid-namespace", "the default namespace must be jabber:client");
+		return;
+	}
+	const char *version = xnode_attr(header, "version");
+	if (version == NULL || strncmp(version, "1.", 2) != 0) {
+		conn_stream_error(c, "unsupported-version", "XMPP 1.0 is required");
+		return;
+	}
+	if (d == NULL || (c->authed && d != c->domain)) {
+		conn_stream_error(c, "host-unknown", "this server does not host that domain");
+		return;
+	}
+	send_header(c);
+	conn_send_features(c);
+}
+
+static void on_close(void *ctx)
+{
+	struct conn *c = ctx;
+	conn_stream_error(c, NULL, NULL);
+}
+
+static void start_tls_now(struct conn *c)
+{
+	c->starttls_pending = false;
+	SSL *ssl = tls_new_ssl(c->srv, false);
+	struct bufferevent *tb = NULL;
+	if (ssl != NULL)
+		tb = bufferevent_openssl_socket_new(c->srv->base, c->fd, ssl,
+						    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+	if (tb == NULL) {
+		conn_close_now(c);
+		return;
+	}
+	/* Bytes read in clear after <starttls/> are dropped with the old bufferevent. */
+	bufferevent_free(c->bev);
+	c->bev = tb;
+	c->fd = -1;
+	c->tls = true;
+	c->header_sent = false;
+	xmlstream_reset(c->xs);
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+static void handle_starttls(struct conn *c)
+{
+	if (c->tls) {
+		conn_stream_error(c, "policy-violation", "TLS is already in place");
+		return;
+	}
+	struct xnode *p = xnode_new(NS_TLS, "proceed");
+	conn_send_node(c, p);
+	xnode_free(p);
+	if (c->fd < 0) { /* no socket (the fuzz target): nothing to switch */
+		conn_stream_error(c, NULL, NULL);
+		return;
+	}
+	c->starttls_pending = true;
+	bufferevent_disable(c->bev, EV_READ);
+	xmlstream_stop(c->xs);
+}
+
+static void on_element(void *ctx, struct xnode *el)
+{
+	struct conn *c = ctx;
+	if (c->closing) {
+		xnode_free(el);
+		return;
+	}
+	if (strcmp(el->ns, NS_TLS) == 0 && strcmp(el->name, "starttls") == 0) {
+		handle_starttls(c);
+	} else if (!c->tls) {
+		if (strcmp(el->ns, NS_SASL) == 0) {
+			struct xnode *f = xnode_new(NS_SASL, "failure");
+			xnode_add(f, NS_SASL, "encryption-required");
+			conn_send_node(c, f);
+			xnode_free(f);
+		} else {
+			conn_stream_error(c, "policy-violation", "STARTTLS is required first");
+		}
+	} else if (strcmp(el->ns, NS_SASL) == 0) {
+		if (c->authed)
+			conn_stream_error(c, "policy-violation", "already authenticated");
+		else
+			sasl_element(c, el);
+	} else if (strcmp(el->ns, NS_CLIENT) != 0 ||
+		   (strcmp(el->name, "message") != 0 && strcmp(el->name, "presence") != 0 &&
+		    strcmp(el->name, "iq") != 0)) {
+		conn_stream_error(c, "unsupported-stanza-type", NULL);
+	} else if (!c->authed) {
+		conn_stream_error(c, "not-authorized", "authenticate first");
+	} else if (c->session == NULL) {
+		if (strcmp(el->name, "iq") == 0 && xnode_child(el, NS_BIND, "bind") != NULL)
+			session_bind(c, el);
+		else if (c->bind_pending)
+			stanza_reply_error(c, el, "wait", "resource-constraint");
+		else
+			conn_stream_error(c, "not-authorized", "bind a resource first");
+	} else {
+		stanza_route(c, el);
+	}
+	xnode_free(el);
+}
+
+static void after_parse(struct conn *c, enum xmlstream_result r, const char *cond,
+			const char *text)
+{
+	if (r == XS_ERROR)
+		conn_stream_error(c, cond, text);
+	else if (r == XS_SUSPENDED && c->bev != NULL)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+void conn_input(struct conn *c, const char *data, size_t len)
+{
+	if (c->closing || xmlstream_suspended(c->xs))
+		return;
+	c->last_read = now_s(c);
+	conn_ref(c);
+	c->in_feed = true;
+	const char *cond = NULL, *text = NULL;
+	enum xmlstream_result r = xmlstream_feed(c->xs, data, len, &cond, &text);
+	c->in_feed = false;
+	after_parse(c, r, cond, text);
+	conn_unref(c);
+}
+
+static void drain_input(struct conn *c)
+{
+	char buf[READ_CHUNK];
+	conn_ref(c);
+	while (!c->closed && !c->closing && !c->starttls_pending && c->bev != NULL &&
+	       !xmlstream_suspended(c->xs)) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		int n = evbuffer_remove(in, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		conn_input(c, buf, (size_t)n);
+	}
+	conn_unref(c);
+}
+
+void conn_resume(struct conn *c)
+{
+	if (c->closed || c->closing)
+		return;
+	conn_ref(c);
+	if (xmlstream_suspended(c->xs)) {
+		c->in_feed = true;
+		const char *cond = NULL, *text = NULL;
+		enum xmlstream_result r = xmlstream_resume(c->xs, &cond, &text);
+		c->in_feed = false;
+		after_parse(c, r, cond, text);
+	}
+	if (!c->closed && !c->closing && c->bev != NULL && !xmlstream_suspended(c->xs)) {
+		bufferevent_enable(c->bev, EV_READ);
+		drain_input(c);
+	}
+	conn_unref(c);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	drain_input(arg);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+		return;
+	if (c->closing)
+		conn_close_now(c);
+	else if (c->starttls_pending)
+		start_tls_now(c);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (what & BEV_EVENT_CONNECTED)
+		return; /* TLS handshake done */
+	if (what & BEV_EVENT_ERROR) {
+		unsigned long e = bufferevent_get_openssl_error(c->bev);
+		if (e != 0 && !c->header_sent)
+			log_event(LOG_LEVEL_DEBUG, "tls_failed", "addr", c->addr, NULL);
+	}
+	conn_close_now(c);
+}

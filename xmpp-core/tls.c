@@ -1,0 +1,132 @@
+/* TLS contexts: one per hosted domain, chosen by SNI; TLS 1.2 or newer with forward-secret
+ * AEAD ciphers; ALPN `xmpp-client` on direct TLS (XEP-0368). tls_load() is also the
+ * SIGHUP path: it builds every context first and swaps them in only when all loaded, so a
+ * bad file leaves the running certificates in place. */
+#include "xmpp.h"
+#include "util.h"
+
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#define CIPHERS_TLS12 "ECDHE+AESGCM:ECDHE+CHACHA20"
+
+static int ex_index_direct = -1;
+static int ex_index_server = -1;
+
+static int on_servername(SSL *ssl, int *alert, void *arg)
+{
+	(void)alert;
+	(void)arg;
+	struct server *srv = SSL_get_ex_data(ssl, ex_index_server);
+	const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+	if (srv == NULL || name == NULL)
+		return SSL_TLSEXT_ERR_NOACK; /* the first domain's certificate */
+	char lower[256];
+	size_t len = strlen(name);
+	if (len >= sizeof(lower))
+		return SSL_TLSEXT_ERR_NOACK;
+	for (size_t i = 0; i <= len; i++)
+		lower[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] - 'A' + 'a' : name[i]);
+	const struct domain *d = server_domain(srv, lower);
+	if (d == NULL)
+		return SSL_TLSEXT_ERR_NOACK;
+	SSL_set_SSL_CTX(ssl, d->ctx);
+	return SSL_TLSEXT_ERR_OK;
+}
+
+static int on_alpn(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+		   const unsigned char *in, unsigned int inlen, void *arg)
+{
+	(void)arg;
+	static const unsigned char proto[] = "\x0bxmpp-client";
+	unsigned char *sel;
+	if (SSL_select_next_proto(&sel, outlen, proto, sizeof(proto) - 1, in, inlen) ==
+	    OPENSSL_NPN_NEGOTIATED) {
+		*out = sel;
+		return SSL_TLSEXT_ERR_OK;
+	}
+	/* Direct TLS offered other protocols only: refuse; STARTTLS: carry on without. */
+	return SSL_get_ex_data(ssl, ex_index_direct) != NULL ? SSL_TLSEXT_ERR_ALERT_FATAL
+							     : SSL_TLSEXT_ERR_NOACK;
+}
+
+static SSL_CTX *make_ctx(const struct domain *d, const char **error_r)
+{
+	static char msg[512];
+	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+	if (ctx == NULL) {
+		*error_r = "cannot create a TLS context";
+		return NULL;
+	}
+	SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+					 SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_TICKET);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+	if (SSL_CTX_set_cipher_list(ctx, CIPHERS_TLS12) != 1)
+		goto ssl_fail;
+	if (SSL_CTX_use_certificate_chain_file(ctx, d->cert) != 1)
+		goto ssl_fail;
+	if (SSL_CTX_use_PrivateKey_file(ctx, d->key, SSL_FILETYPE_PEM) != 1)
+		goto ssl_fail;
+	if (SSL_CTX_check_private_key(ctx) != 1)
+		goto ssl_fail;
+	SSL_CTX_set_tlsext_servername_callback(ctx, on_servername);
+	SSL_CTX_set_alpn_select_cb(ctx, on_alpn, NULL);
+	return ctx;
+ssl_fail:;
+	unsigned long e = ERR_get_error();
+	char reason[256];
+	ERR_error_string_n(e, reason, sizeof(reason));
+	ERR_clear_error();
+	snprintf(msg, sizeof(msg), "domain %s: cannot load %s / %s: %s", d->name, d->cert, d->key,
+		 reason);
+	*error_r = msg;
+	SSL_CTX_free(ctx);
+	return NULL;
+}
+
+int tls_load(struct server *srv, const char **error_r)
+{
+	if (ex_index_direct < 0) {
+		ex_index_direct = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+		ex_index_server = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+	}
+	SSL_CTX **fresh = xcalloc(srv->n_domains, sizeof(*fresh));
+	for (size_t i = 0; i < srv->n_domains; i++) {
+		fresh[i] = make_ctx(&srv->domains[i], error_r);
+		if (fresh[i] == NULL) {
+			for (size_t k = 0; k < i; k++)
+				SSL_CTX_free(fresh[k]);
+			free(fresh);
+			return -1;
+		}
+	}
+	/* Connections keep a reference to the context they started with. */
+	for (size_t i = 0; i < srv->n_domains; i++) {
+		SSL_CTX_free(srv->domains[i].ctx);
+		srv->domains[i].ctx = fresh[i];
+	}
+	free(fresh);
+	return 0;
+}
+
+void tls_free(struct server *srv)
+{
+	for (size_t i = 0; i < srv->n_domains; i++) {
+		SSL_CTX_free(srv->domains[i].ctx);
+		srv->domains[i].ctx = NULL;
+	}
+}
+
+SSL *tls_new_ssl(struct server *srv, bool direct)
+{
+	SSL *ssl = SSL_new(srv->domains[0].ctx);
+	if (ssl == NULL)
+		return NULL;
+	SSL_set_ex_data(ssl, ex_index_server, srv);
+	SSL_set_ex_data(ssl, ex_index_direct, direct ? (void *)srv : NULL);
+	return ssl;
+}
