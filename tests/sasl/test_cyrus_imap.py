@@ -15,6 +15,7 @@ import pytest
 from conftest import PLUGIN_DIR, SYSTEM_PLUGIN_DIR, TIMEOUT, host_env
 
 MASTER = "/usr/lib/cyrus/bin/master"
+CTL_CYRUSDB = "/usr/lib/cyrus/bin/ctl_cyrusdb"
 ALICE = "alice@example.org"
 CURL_LOGIN_DENIED = 67
 
@@ -55,12 +56,18 @@ class Cyrus:
             ""]))
         self.cyrus_conf = self.dir / "cyrus.conf"
         self.cyrus_conf.write_text(
-            "START {\n  recover cmd=\"ctl_cyrusdb -r -C %s\"\n}\n"
+            "START {\n}\n"
             "SERVICES {\n  imap cmd=\"imapd -C %s\" listen=\"127.0.0.1:%d\" prefork=0\n}\n"
-            "EVENTS {\n}\nDAEMON {\n}\n" % (self.imapd_conf, self.imapd_conf, self.port))
+            "EVENTS {\n}\nDAEMON {\n}\n" % (self.imapd_conf, self.port))
         self.log = self.dir / "master.log"
 
     def start(self):
+        # The database recovery Cyrus runs at START is run here instead, outside the
+        # sanitizer preload of the asan setup (Cyrus's own tools hang under it); only the
+        # processes that load the plugin need it.
+        r = subprocess.run([CTL_CYRUSDB, "-r", "-C", str(self.imapd_conf)], capture_output=True,
+                           text=True, timeout=TIMEOUT)
+        assert r.returncode == 0, r.stderr
         env = host_env({"SASL_PATH": "%s:%s" % (PLUGIN_DIR, SYSTEM_PLUGIN_DIR)})
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
@@ -79,7 +86,7 @@ class Cyrus:
             except OSError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("Cyrus IMAP did not answer on port %d" % self.port)
+        raise RuntimeError("Cyrus IMAP did not answer on port %d:\n%s" % (self.port, self.log.read_text()))
 
     def stop(self):
         proc, self.proc = self.proc, None
