@@ -1,0 +1,114 @@
+"""Logins: STARTTLS and direct TLS with the right certificate per domain (SNI), PLAIN and
+OAUTHBEARER, and every kind of bad token refused."""
+import asyncio
+import subprocess
+
+from xmpptest import Raw, close, login, login_failure
+
+
+def test_login_starttls_and_direct_tls(env):
+    async def main():
+        tok = env.token("alice@example.org")
+        a = await login(env, "alice@example.org", tok, resource="st")
+        b = await login(env, "alice@example.org", tok, direct=True, resource="dt")
+        # The second domain is served with its own certificate (verified against the CA
+        # for the name example.net).
+        tok2 = env.token("carol@example.net")
+        c = await login(env, "carol@example.net", tok2, direct=True)
+        d = await login(env, "carol@example.net", tok2, resource="st2")
+        await close(a, b, c, d)
+    asyncio.run(main())
+
+
+def test_bad_tokens_fail(make_env):
+    env = make_env("auth_failures = 20")
+
+    async def main():
+        good = env.token("alice@example.org")
+        assert await login_failure(env, "alice@example.org", good[:-1] + "x") == "not-authorized"
+        other = env.token("bob@example.org")
+        assert await login_failure(env, "alice@example.org", other) == "not-authorized"
+        imap = env.token("alice@example.org", services="imap")
+        assert await login_failure(env, "alice@example.org", imap) == "not-authorized"
+        short = env.token("alice@example.org")
+        env.redis.cli("HSET", "samlgw:token:" + _hash(short), "expires", "1")
+        assert await login_failure(env, "alice@example.org", short) == "not-authorized"
+        revoked = env.token("dave@example.org")
+        env.revoke_all("dave@example.org")
+        assert await login_failure(env, "dave@example.org", revoked) == "not-authorized"
+        # A wildcard token works; the user is not locked out by the failures above.
+        star = env.token("bob@example.org", services="*")
+        b = await login(env, "bob@example.org", star)
+        await close(b)
+    asyncio.run(main())
+
+
+def _hash(token):
+    import hashlib
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def test_no_plain_before_tls(env):
+    r = Raw(env)
+    feats = r.header()
+    assert "starttls" in feats and "<required/>" in feats
+    assert "PLAIN" not in feats and "mechanisms" not in feats
+    tok = env.token("alice@example.org")
+    out = r.auth("PLAIN", b"\0alice\0" + tok.encode())
+    assert "encryption-required" in out and "success" not in out
+    r.close()
+    # After STARTTLS the mechanisms appear.
+    r = Raw(env)
+    feats = r.starttls()
+    assert "<mechanism>PLAIN</mechanism>" in feats and "OAUTHBEARER" in feats
+    assert "urn:xmpp:stream-limits:0" in feats and "<max-bytes>262144</max-bytes>" in feats
+    r.close()
+
+
+def test_oauthbearer(env):
+    tok = env.token("alice@example.org")
+    r = Raw(env)
+    r.starttls()
+    out = r.auth("OAUTHBEARER", b"n,a=alice@example.org,\x01auth=Bearer " + tok.encode() +
+                 b"\x01\x01")
+    assert "<success" in out
+    r.close()
+    r = Raw(env, direct=True)
+    r.header()
+    out = r.auth("OAUTHBEARER", b"n,a=alice@example.org,\x01auth=Bearer " + tok[:-2].encode() +
+                 b"xx\x01\x01")
+    assert "<challenge" in out  # RFC 7628 error challenge
+    r.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AQ==</response>")
+    assert "not-authorized" in r.recv_until("</failure>")
+    r.close()
+
+
+def test_failed_logins_are_rate_limited(make_env):
+    env = make_env("auth_failures = 3")
+
+    async def main():
+        tok = env.token("erin@example.org")
+        for _ in range(3):
+            assert await login_failure(env, "erin@example.org", tok[:-1] + "A") == \
+                "not-authorized"
+        # The right token is now refused too, without being checked.
+        assert await login_failure(env, "erin@example.org", tok) == "not-authorized"
+    asyncio.run(main())
+    assert "auth_rate_limited" in env.server.log_text()
+
+
+def test_check_and_version(env):
+    from conftest import XMPP_BIN
+    r = subprocess.run([XMPP_BIN, "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("xmpp-core ")
+    r = subprocess.run([XMPP_BIN, "--config", str(env.server.config), "--check"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    bad = env.server.dir / "bad.conf"
+    bad.write_text("[xmpp]\nmax_stanza_size = 5\nlisten = nowhere\n\n[domain example.org]\n")
+    r = subprocess.run([XMPP_BIN, "--config", str(bad), "--check"], capture_output=True,
+                       text=True)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert any(l.startswith(str(bad) + ":2:") for l in lines), lines
+    assert any(l.startswith(str(bad) + ":3:") for l in lines), lines

@@ -1,0 +1,102 @@
+"""Stream-level protection: restricted XML, oversize stanzas, bad addressing and other
+violations get the right stream error, and the server keeps serving everyone else."""
+import asyncio
+
+import pytest
+
+from xmpptest import Raw, close, login
+
+VIOLATIONS = [
+    ("<!-- a comment -->", "restricted-xml"),
+    ("<?pi data?>", "restricted-xml"),
+    ("<message to='bob@example.org'><body>&unknown;</body></message>", "restricted-xml"),
+    ("<message><body>\xff</body></message>".encode("latin-1"), "not-well-formed"),
+    ("<message><body></message>", "not-well-formed"),
+    ("<foo xmlns='urn:example'/>", "unsupported-stanza-type"),
+]
+
+
+def authed_raw(env, user="mallory@example.org"):
+    tok = env.token(user)
+    r = Raw(env)
+    r.starttls()
+    assert "<success" in r.auth("PLAIN", b"\0" + user.encode() + b"\0" + tok.encode())
+    r.header()
+    r.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    r.recv_until("</iq>")
+    return r
+
+
+@pytest.mark.parametrize("payload,condition", VIOLATIONS)
+def test_violations_close_the_stream(env, payload, condition):
+    async def main():
+        a = await login(env, "alice@example.org", env.token("alice@example.org"))
+        b = await login(env, "bob@example.org", env.token("bob@example.org"))
+        r = await asyncio.get_running_loop().run_in_executor(None, authed_raw, env)
+        r.send(payload)
+        out = await asyncio.get_running_loop().run_in_executor(None, r.read_to_close)
+        assert "<%s xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" % condition in out, out
+        assert out.rstrip().endswith("</stream:stream>")
+        r.close()
+        # Everyone else is still served.
+        a.send_message(mto=b.boundjid.full, mbody="still here", mtype="chat")
+        m = await asyncio.wait_for(b.messages.get(), 5)
+        assert m["body"] == "still here"
+        await close(a, b)
+    asyncio.run(main())
+
+
+def test_doctype_before_stream(env):
+    r = Raw(env)
+    r.send("<?xml version='1.0'?><!DOCTYPE stream [<!ENTITY x 'y'>]>")
+    out = r.read_to_close()
+    assert "restricted-xml" in out
+
+
+def test_oversize_stanza(make_env):
+    env = make_env("max_stanza_size = 10000")
+    r = authed_raw(env)
+    r.send("<message to='bob@example.org'><body>" + "x" * 20000 + "</body></message>")
+    out = r.read_to_close()
+    assert "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in out
+    # A huge unfinished start tag is capped as well.
+    r = authed_raw(env)
+    r.send("<message " + "a" * 20000)
+    assert "policy-violation" in r.read_to_close()
+
+
+def test_deep_nesting(env):
+    r = authed_raw(env)
+    r.send("<message>" + "<x>" * 100)
+    assert "policy-violation" in r.read_to_close()
+
+
+def test_unknown_host(env):
+    r = Raw(env)
+    r.send("<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+           "xmlns:stream='http://etherx.jabber.org/streams' to='example.com' version='1.0'>")
+    out = r.read_to_close()
+    assert "<host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in out
+    assert "<stream:stream" in out
+
+
+def test_bad_to_in_stanza(env):
+    r = authed_raw(env)
+    r.send("<message to='a@b@c' id='m1'><body>x</body></message>")
+    assert "jid-malformed" in r.recv_until("</message>")
+    r.send("<iq type='get' id='i1' to='nobody@example.com'><ping xmlns='urn:xmpp:ping'/></iq>")
+    assert "remote-server-not-found" in r.recv_until("</iq>")
+    r.close()
+
+
+def test_stanza_before_auth(env):
+    r = Raw(env)
+    r.starttls()
+    r.send("<message to='bob@example.org'><body>x</body></message>")
+    assert "<not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in r.read_to_close()
+
+
+def test_sigterm_sends_system_shutdown(env):
+    r = authed_raw(env)
+    assert env.server.stop() == 0
+    assert "<system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in r.read_to_close()
