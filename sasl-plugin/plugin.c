@@ -33,6 +33,8 @@ struct plugin_global {
 	enum plugin_settings_result state;
 	struct plugin_settings settings;
 	struct store_pool *pool;
+	char *problem; /* why the mechanisms are disabled (PLUGIN_BROKEN) */
+	bool reported; /* problem logged through a connection's log callback */
 };
 
 enum step_state {
@@ -54,8 +56,15 @@ static const char *mech_name(enum oauth_mech mech)
 
 static int mech_avail(void *glob_context, sasl_server_params_t *sparams, void **conn_context)
 {
-	const struct plugin_global *g = glob_context;
-	return g->state == PLUGIN_CONFIGURED ? SASL_OK : SASL_NOMECH;
+	struct plugin_global *g = glob_context;
+	if (g->state == PLUGIN_CONFIGURED)
+		return SASL_OK;
+	/* plug_init's log has no connection and goes to libsasl2's default (syslog); say it
+	 * once more through the application's own log. */
+	if (g->state == PLUGIN_BROKEN && !__atomic_exchange_n(&g->reported, true, __ATOMIC_RELAXED))
+		sparams->utils->log(sparams->utils->conn, SASL_LOG_ERR,
+				    "samlgw: OAUTHBEARER and XOAUTH2 are disabled: %s", g->problem);
+	return SASL_NOMECH;
 }
 
 static int mech_new(enum oauth_mech mech, void *glob_context, sasl_server_params_t *sparams,
@@ -232,6 +241,7 @@ static void global_free(struct plugin_global *g)
 		return;
 	store_pool_free(g->pool);
 	plugin_settings_clear(&g->settings);
+	free(g->problem);
 	free(g);
 }
 
@@ -314,6 +324,8 @@ int sasl_server_plug_init(const sasl_utils_t *utils, int max_version, int *out_v
 		/* Logged once here; the mechanisms then stay unavailable in this process. */
 		utils->log(NULL, SASL_LOG_ERR,
 			   "samlgw: OAUTHBEARER and XOAUTH2 are disabled: %s", error);
+		g->problem = error;
+		error = NULL;
 	} else if (g->state == PLUGIN_UNCONFIGURED) {
 		utils->log(NULL, SASL_LOG_DEBUG,
 			   "samlgw: neither samlgw_config nor samlgw_redis is set; "

@@ -163,6 +163,8 @@ def test_broken_config_disables_the_mechanisms(configure, tokens):
     r = sample_server(conf, "OAUTHBEARER", oauthbearer(tokens.issue(ALICE), ALICE))
     assert not r.ok
     assert "no mechanism available" in r.stderr, r
+    # The reason reaches the application's log, not only syslog.
+    assert "OAUTHBEARER and XOAUTH2 are disabled: samlgw_redis:" in r.stderr, r
 
 
 def test_redis_down_is_a_temporary_failure(configure, tokens, redis):
