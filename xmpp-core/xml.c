@@ -8,6 +8,14 @@
 
 #include <event2/buffer.h>
 
+/* A NUL-terminated copy of len bytes that need not be terminated themselves. */
+static char *memdup0(const char *s, size_t len)
+{
+	char *d = xcalloc(1, len + 1);
+	memcpy(d, s, len);
+	return d;
+}
+
 struct xnode *xnode_new(const char *ns, const char *name)
 {
 	struct xnode *n = xcalloc(1, sizeof(*n));
@@ -44,7 +52,7 @@ void xnode_add_text(struct xnode *parent, const char *text, size_t len)
 		return;
 	}
 	struct xnode *t = xcalloc(1, sizeof(*t));
-	t->text = xstrndup(text, len);
+	t->text = memdup0(text, len);
 	t->text_len = len;
 	xnode_append(parent, t);
 }
@@ -156,7 +164,7 @@ struct xnode *xnode_copy(const struct xnode *n)
 {
 	struct xnode *c = xcalloc(1, sizeof(*c));
 	if (n->name == NULL) {
-		c->text = xstrndup(n->text, n->text_len);
+		c->text = memdup0(n->text, n->text_len);
 		c->text_len = n->text_len;
 		return c;
 	}
