@@ -117,3 +117,18 @@ def test_check_and_version(env):
     lines = r.stderr.strip().splitlines()
     assert any(l.startswith(str(bad) + ":2:") for l in lines), lines
     assert any(l.startswith(str(bad) + ":3:") for l in lines), lines
+
+
+def test_sighup_rereads_certificates(env):
+    import signal
+    import time
+    env.server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 5
+    while "tls_reloaded" not in env.server.log_text():
+        assert time.monotonic() < deadline, env.server.log_text()
+        time.sleep(0.05)
+
+    async def main():
+        a = await login(env, "alice@example.org", env.token("alice@example.org"), direct=True)
+        await close(a)
+    asyncio.run(main())
