@@ -2,73 +2,55 @@
 control: the same factory settings without the fault are accepted, so no test can pass by
 accident. Responses are built by samltest.ResponseFactory as the test IdP (its key), for an
 AuthnRequest that samlgw really sent (so InResponseTo is outstanding)."""
-import re
-import time
-
 import pytest
 
 import samltest
-from conftest import SP_ENTITY
-
-
-def start_request(gw, idp):
-    """GET /login without following: the AuthnRequest's ID."""
-    b = samltest.Browser()
-    page = b.get(gw.url + "/login", params={"idp": idp.entity_id}, follow=False)
-    assert page.status == 302, page.text
-    msg, _query = samltest.decode_redirect_message(page.location)
-    m = re.search(rb'ID="([^"]+)"', msg)
-    return m.group(1).decode()
-
-
-def post(gw, idp, encrypt=False, fresh=True, **knobs):
-    factory = idp.factory(SP_ENTITY, gw.acs, sp_enc_cert=gw.sp_cert)
-    if fresh and "in_response_to" not in knobs:
-        knobs["in_response_to"] = start_request(gw, idp)
-    built = factory.build(encrypt=encrypt, **knobs)
-    page = samltest.Browser().post(gw.acs, built.form, follow=False)
-    return page, built
-
-
-def refused_with(gw, page, reason):
-    assert page.status in (403, 503), (page.status, page.text[:500])
-    m = re.search(r"<code>([0-9a-z]{12})</code>", page.text)
-    assert m, page.text
-    ref = m.group(1)
-    lines = [l for l in gw.log_lines("login_refused") if "ref=%s " % ref in l + " "]
-    assert lines, gw.log()[-2000:]
-    assert "reason=%s " % reason in lines[0] + " ", lines[0]
-    return lines[0]
-
-
-def accepted(page):
-    assert page.status == 303, (page.status, page.text[:2000])
+from conftest import SP_ENTITY, accepted, post, refused_with, start_request
 
 
 # (reason, knobs of the bad response). The control is the same call without the knobs.
 CASES = [
     ("status_not_success", dict(status=samltest.STATUS_RESPONDER)),
     ("assertion_count", dict(second_assertion={})),
+    ("assertion_count", dict(assertion=False)),
+    # XSW: a signed assertion plus an unsigned one (CVE-2021-28091's shape), and an
+    # unsigned one hidden in the Response's Extensions.
+    ("assertion_count", dict(sign="assertion",
+                             second_assertion={"user": "mallory", "sign_assertion": False})),
+    ("assertion_count", dict(sign="assertion", after_sign=lambda root: _hide_assertion(root))),
     ("unsigned", dict(sign="none")),
+    ("unsigned", dict(sign="none", encrypt=True)),
+    ("unsigned", dict(after_sign=samltest.strip_signatures)),
     ("signature_invalid", dict(after_sign=lambda root: _tamper(root))),
+    ("signature_invalid", dict(sign="assertion", after_sign=lambda root: _tamper(root))),
+    ("xml_invalid", dict(sign="assertion", after_sign=lambda root: _duplicate_id(root))),
     ("issuer_mismatch", dict(assertion_issuer="https://other.example.org/idp")),
     ("destination", dict(destination="https://evil.example.org/saml/acs")),
     ("destination", dict(destination=None, sign="response")),
     ("in_response_to", dict(in_response_to="_not_outstanding_0123456789")),
+    ("in_response_to", dict(subject_in_response_to="_another_request_0123456789")),
     ("unsolicited", dict(in_response_to=None)),
     ("subject_confirmation", dict(confirmation_method=samltest.CM_HOLDER_OF_KEY)),
+    ("subject_confirmation", dict(subject_confirmation=False)),
     ("recipient", dict(recipient="https://evil.example.org/saml/acs")),
+    ("recipient", dict(recipient=None)),
     ("confirmation_expired", dict(subject_not_on_or_after=None)),
     ("confirmation_expired", dict(subject_not_on_or_after=-600)),
     ("not_yet_valid", dict(not_before=3600)),
+    ("not_yet_valid", dict(subject_not_before=3600)),
     ("expired", dict(not_on_or_after=-600)),
     ("audience", dict(audience="https://other.example.org/sp")),
     ("audience", dict(conditions=False)),
     ("unknown_condition", dict(extra_condition=True)),
     ("no_authn_statement", dict(authn_statement=False)),
     ("sha1", dict(sig_alg="rsa-sha1", digest_alg="sha1")),
+    ("sha1", dict(digest_alg="sha1")),
+    ("sha1", dict(sign="assertion", sig_alg="rsa-sha1")),
     ("dtd", dict(doctype=True)),
+    ("dtd", dict(doctype='<!DOCTYPE samlp:Response [<!ENTITY x SYSTEM "file:///etc/passwd">]>')),
     ("decryption_failed", dict(encrypt=True, corrupt_encryption=True)),
+    ("decryption_failed", dict(encrypt=True, sign="assertion",
+                               after_sign=lambda root: _no_encrypted_data(root))),
     ("scope", dict(attrs={"eduPersonPrincipalName": "alice@evil.example.net"})),
     ("scope", dict(attrs={"eduPersonPrincipalName": "alice@x@example.org"})),
     ("scope", dict(attrs={"eduPersonScopedAffiliation": "member@evil.example.net"})),
@@ -85,10 +67,40 @@ def _tamper(root):
     return root
 
 
+def _hide_assertion(root):
+    """Put an unsigned copy of the assertion, for mallory, into samlp:Extensions."""
+    a = samltest.find(root, "saml:Assertion")
+    evil = samltest.parse(samltest.tostring(a))
+    samltest.strip_signatures(evil)
+    evil.set("ID", samltest.new_id())
+    for v in evil.iter(samltest.SAML + "AttributeValue"):
+        if v.text and v.text.startswith("alice@"):
+            v.text = "mallory@example.org"
+    ext = root.makeelement(samltest.SAMLP + "Extensions", {})
+    ext.append(evil)
+    root.insert(list(root).index(samltest.find(root, "saml:Issuer")) + 1, ext)
+    return root
+
+
+def _duplicate_id(root):
+    """Give the Response the signed assertion's ID (a reference "#ID" is then ambiguous)."""
+    root.set("ID", samltest.find(root, "saml:Assertion").get("ID"))
+    return root
+
+
+def _no_encrypted_data(root):
+    ea = samltest.find(root, "saml:EncryptedAssertion")
+    for c in list(ea):
+        ea.remove(c)
+    return root
+
+
 @pytest.mark.parametrize("reason,knobs", CASES, ids=[c[0] for c in CASES])
 def test_check(stack, reason, knobs):
     gw, idp = stack
-    control = {k: v for k, v in knobs.items() if k in ("encrypt",)}
+    # The control keeps how the message is protected (unless that is the fault).
+    control = {k: v for k, v in knobs.items()
+               if k == "encrypt" or (k == "sign" and v != "none")}
     accepted(post(gw, idp, **control)[0])
     page, _ = post(gw, idp, **knobs)
     refused_with(gw, page, reason)
@@ -114,6 +126,7 @@ def test_request_consumed_once(stack):
 
 def test_unknown_idp(stack, tmp_path):
     gw, idp = stack
+    accepted(post(gw, idp)[0])
     other_key, other_cert = samltest.make_keypair(tmp_path, "other")
     f = samltest.ResponseFactory(other_key, other_cert, "https://unknown.example.org/idp",
                                  SP_ENTITY, gw.acs)
@@ -127,6 +140,22 @@ def test_wrong_signing_key(stack, tmp_path):
     key, cert = samltest.make_keypair(tmp_path, "rogue")
     accepted(post(gw, idp)[0])
     refused_with(gw, post(gw, idp, signing_key=(key, cert))[0], "signature_invalid")
+
+
+def test_encrypted_to_another_key(stack, tmp_path):
+    gw, idp = stack
+    _key, other = samltest.make_keypair(tmp_path, "not-the-sp")
+    accepted(post(gw, idp, encrypt=True)[0])
+    refused_with(gw, post(gw, idp, encrypt=True, enc_cert=other)[0], "decryption_failed")
+
+
+def test_clock_skew_default(stack):
+    """Within the default clock_skew (180 s) a NotBefore in the future is accepted; the
+    multi-IdP stack (30 s) refuses the same (test_multi_idp.py)."""
+    gw, idp = stack
+    accepted(post(gw, idp, not_before=120, subject_not_before=120)[0])
+    accepted(post(gw, idp, not_on_or_after=-120, subject_not_on_or_after=-120)[0])
+    refused_with(gw, post(gw, idp, not_before=240)[0], "not_yet_valid")
 
 
 def test_encrypted_accepted(stack):
