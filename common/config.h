@@ -22,7 +22,7 @@ enum config_prog {
 	PROG_ALL = 0x1fu,
 };
 
-#define CONFIG_MAX_SETTINGS 64
+#define CONFIG_MAX_SETTINGS 128
 /* The largest config file read. */
 #define CONFIG_FILE_MAX (1024 * 1024)
 #define CONFIG_MAX_DOMAINS 1000

@@ -1,5 +1,6 @@
 /* The Redis token store over synchronous hiredis (see store.h; key space: docs/redis.md). */
 #include "store.h"
+#include "store_keys.h"
 #include "redis_url.h"
 #include "store_scripts.h"
 #include "util.h"
@@ -19,9 +20,9 @@
 struct token_store {
 	struct redis_url *url;
 	char *where; /* the URL without its password, for messages */
-	char *token_prefix; /* PREFIXtoken: */
-	char *user_prefix;  /* PREFIXuser: */
-	char *channel;      /* PREFIXrevoked */
+	char *prefix;       /* redis.prefix */
+	char *token_prefix; /* the token key without its hash, for the scripts */
+	char *channel;      /* the revocation channel */
 	struct timeval timeout;
 	int timeout_ms;
 	redisContext *ctx;
@@ -42,19 +43,6 @@ static const char *set_error(struct token_store *s, const char *fmt, ...)
 	return s->error;
 }
 
-static void sha1_hex(const char *text, char out[41])
-{
-	static const char hex[] = "0123456789abcdef";
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int len = 0;
-	EVP_Digest(text, strlen(text), md, &len, EVP_sha1(), NULL);
-	for (unsigned i = 0; i < 20; i++) {
-		out[2 * i] = hex[md[i] >> 4];
-		out[2 * i + 1] = hex[md[i] & 15];
-	}
-	out[40] = '\0';
-}
-
 int store_open(const struct store_options *options, struct token_store **store_r,
 	       const char **error_r)
 {
@@ -69,14 +57,14 @@ int store_open(const struct store_options *options, struct token_store **store_r
 	struct token_store *s = xcalloc(1, sizeof(*s));
 	s->url = url;
 	s->where = redis_url_redact(options->url);
-	s->token_prefix = xasprintf("%stoken:", options->prefix);
-	s->user_prefix = xasprintf("%suser:", options->prefix);
-	s->channel = xasprintf("%srevoked", options->prefix);
+	s->prefix = xstrdup(options->prefix);
+	s->token_prefix = store_token_key(options->prefix, "");
+	s->channel = store_revoked_channel(options->prefix);
 	s->timeout_ms = options->timeout_ms;
 	s->timeout.tv_sec = options->timeout_ms / 1000;
 	s->timeout.tv_usec = (options->timeout_ms % 1000) * 1000;
 	for (int i = 0; i < SCRIPT_COUNT; i++)
-		sha1_hex(store_script_source[i], s->sha[i]);
+		store_script_sha1(store_script_source[i], s->sha[i]);
 	*store_r = s;
 	return 0;
 }
@@ -96,8 +84,8 @@ void store_free(struct token_store *s)
 	disconnect(s);
 	redis_url_free(s->url);
 	free(s->where);
+	free(s->prefix);
 	free(s->token_prefix);
-	free(s->user_prefix);
 	free(s->channel);
 	secret_wipe(s->error, sizeof(s->error));
 	free(s);
@@ -312,22 +300,15 @@ static const char *reason_text(struct token_store *s, const redisReply *r, const
 			       long long max_per_user)
 {
 	const char *why = reply_str(r, 1);
-	if (strcmp(why, "unknown") == 0)
-		return set_error(s, "unknown, revoked or used-up token");
-	if (strcmp(why, "jid") == 0)
-		return set_error(s, "the token belongs to another user");
-	if (strcmp(why, "expired") == 0)
-		return set_error(s, "the token has expired");
-	if (strcmp(why, "service") == 0)
+	/* Where the caller knows more than the script, say it; else the shared sentence. */
+	if (strcmp(why, "service") == 0 && service != NULL)
 		return set_error(s, "the token is not valid for service %s", service);
-	if (strcmp(why, "used") == 0)
-		return set_error(s, "the token has no uses left");
 	if (strcmp(why, "limit") == 0)
 		return set_error(s, "the user already holds %lld live tokens (token.max_per_user)",
 				 max_per_user);
 	if (strcmp(why, "ambiguous") == 0)
 		return set_error(s, "the id matches more than one token; give more digits");
-	return set_error(s, "refused by the store (%.40s)", why);
+	return set_error(s, "%s", store_reason_text(why));
 }
 
 /* Run a script whose refusals ({0, reason}) become STORE_INVALID with that reason. */
@@ -350,7 +331,7 @@ static enum store_result run_decided(struct token_store *s, enum store_script sc
 
 static char *user_key(const struct token_store *s, const char *jid)
 {
-	return xasprintf("%s%s:tokens", s->user_prefix, jid);
+	return store_user_tokens_key(s->prefix, jid);
 }
 
 void token_info_clear(struct token_info *info)
@@ -411,7 +392,7 @@ enum store_result store_issue(struct token_store *s, const struct store_issue_re
 			break;
 		}
 		token_hash_hex(token, TOKEN_LEN, hash);
-		char *tkey = xasprintf("%s%s", s->token_prefix, hash);
+		char *tkey = store_token_key(s->prefix, hash);
 		const char *args[] = {tkey, ukey, req->jid, req->services, ttl, label,
 				      max_uses, idp, max_per_user, hash};
 		redisReply *r;
@@ -460,7 +441,7 @@ enum store_result store_verify(struct token_store *s, const char *token, size_t 
 	}
 	char hash[TOKEN_HASH_HEX_LEN + 1];
 	token_hash_hex(token, token_len, hash);
-	char *tkey = xasprintf("%s%s", s->token_prefix, hash);
+	char *tkey = store_token_key(s->prefix, hash);
 	char *ukey = user_key(s, jid);
 	const char *args[] = {tkey, ukey, jid, service, hash};
 	redisReply *r;

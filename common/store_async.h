@@ -12,19 +12,9 @@
 #include <hiredis/async.h>
 
 #include "store.h"
+#include "store_keys.h"
 #include "store_scripts.h"
 #include "token.h"
-
-/* Keys and channel of the token store under prefix (new strings, caller frees). */
-char *store_token_key(const char *prefix, const char *hash_hex);
-char *store_user_tokens_key(const char *prefix, const char *jid);
-char *store_revoked_channel(const char *prefix);
-
-/* SHA-1 of a script's source as 40 hex digits, for EVALSHA. */
-void store_script_sha1(const char *source, char out[41]);
-
-/* The sentence for a script's refusal word ("unknown", "jid", "expired", …); static. */
-const char *store_reason_text(const char *reason);
 
 /* Result of one script run: reply is the script's array (first element 1 or 0), or NULL
  * when the store is unavailable (no connection, connection lost, error reply, odd shape).
