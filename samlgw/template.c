@@ -90,7 +90,7 @@ static int add_asset(struct templates *T, const char *label, const char *var,
 			return -1;
 		}
 	}
-	char *text = xstrndup(f->data, f->len);
+	char *text = tmpl_memdup(f->data, f->len);
 	tmpl_set_html(T->builtins, var, text);
 	free(text);
 	return 0;
@@ -119,7 +119,7 @@ static int add_template(struct templates *T, const char *label, const struct tmp
 	memset(t, 0, sizeof(*t));
 	t->name = xstrndup(f->name, n);
 	t->file = xstrdup(label);
-	t->src = xstrndup(f->data, f->len);
+	t->src = tmpl_memdup(f->data, f->len);
 	t->src_len = f->len;
 	return 0;
 }
@@ -178,8 +178,8 @@ enum file_kind {
 
 static enum file_kind classify(const char *name)
 {
-	if (strncmp(name, "i18n/", 5) == 0 && ends_with(name + 5, ".txt") &&
-	    strchr(name + 5, '/') == NULL)
+	if (strncmp(name, "i18n/", 5) == 0 && strrchr(name, '/') == name + 4 &&
+	    ends_with(name, ".txt") && strlen(name) > 9)
 		return FILE_LANG;
 	if (strcmp(name, "style.css") == 0)
 		return FILE_STYLE;

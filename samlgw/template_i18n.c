@@ -61,7 +61,7 @@ void tmpl_messages_free(struct templates *T)
 static void add_key(struct templates *T, const char *key, size_t len)
 {
 	T->keys = xrealloc(T->keys, (T->n_keys + 1) * sizeof(*T->keys));
-	T->keys[T->n_keys] = xstrndup(key, len);
+	T->keys[T->n_keys] = tmpl_memdup(key, len);
 	for (size_t i = 0; i < T->n_langs; i++) {
 		struct tmpl_lang *l = &T->langs[i];
 		l->text = xrealloc(l->text, (T->n_keys + 1) * sizeof(*l->text));
@@ -132,7 +132,7 @@ static int parse_line(struct templates *T, struct tmpl_lang *l, bool is_default,
 				      lineno, (int)klen, line, l->line[k]);
 		return -1;
 	}
-	l->text[k] = xstrndup(text, tlen);
+	l->text[k] = tmpl_memdup(text, tlen);
 	l->html[k] = tmpl_escape_dup(text, tlen);
 	l->line[k] = lineno;
 	return 0;

@@ -104,6 +104,9 @@ const char *tmpl_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 /* True when s[0..len) is a name: 1..TMPL_NAME_MAX of [A-Za-z0-9_.-]. */
 bool tmpl_name_valid(const char *s, size_t len);
 
+/* A NUL-terminated copy of s[0..len), which need not be NUL-terminated itself. */
+char *tmpl_memdup(const char *s, size_t len);
+
 /* HTML-escape s[0..len) into a new string (for attribute values too). */
 char *tmpl_escape_dup(const char *s, size_t len);
 

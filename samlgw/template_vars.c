@@ -7,6 +7,14 @@
 #include "template_int.h"
 #include "util.h"
 
+char *tmpl_memdup(const char *s, size_t len)
+{
+	char *copy = xcalloc(1, len + 1);
+	if (len > 0)
+		memcpy(copy, s, len);
+	return copy;
+}
+
 struct tmpl_vars *tmpl_vars_new(void)
 {
 	return xcalloc(1, sizeof(struct tmpl_vars));

@@ -12,6 +12,14 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* strndup over input that is not NUL-terminated */
+static char *copy(const char *s, size_t n)
+{
+	char *c = calloc(1, n + 1);
+	memcpy(c, s, n);
+	return c;
+}
+
 #define FILES_MAX 16
 
 static const struct tmpl_file defaults[] = {
@@ -64,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		const char *eol = memchr(text + hdr, '\n', size - hdr);
 		size_t name_len = (size_t)((eol != NULL ? eol : text + size) - (text + hdr + 2));
-		names[n] = strndup(text + hdr + 2, name_len > 64 ? 64 : name_len);
+		names[n] = copy(text + hdr + 2, name_len > 64 ? 64 : name_len);
 		name = names[n];
 		pos = eol != NULL ? (size_t)(eol - text) + 1 : size;
 	}
@@ -112,7 +120,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	tmpl_vars_free(vars);
 	/* the input as an Accept-Language header */
-	char *header = strndup(text, size > 512 ? 512 : size);
+	char *header = copy(text, size > 512 ? 512 : size);
 	const char *lang = templates_language(T, header);
 	if (lang == NULL || (templates_text(T, lang, "a") == NULL) !=
 				    (templates_text(T, "en", "a") == NULL))
