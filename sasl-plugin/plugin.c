@@ -252,12 +252,15 @@ static void mech_free(void *glob_context, const sasl_utils_t *utils)
 		global_free(g);
 }
 
+/* The client speaks first (the initial response carries the token). No proxy
+ * authorization: the authzid an OAUTHBEARER client sends is the identity the token is
+ * checked for, and it becomes both authid and user. */
 static sasl_server_plug_t mechanisms[] = {
 	{
 		.mech_name = "OAUTHBEARER",
 		.max_ssf = 0,
 		.security_flags = SASL_SEC_NOANONYMOUS,
-		.features = SASL_FEAT_WANT_CLIENT_FIRST | SASL_FEAT_ALLOWS_PROXY,
+		.features = SASL_FEAT_WANT_CLIENT_FIRST,
 		.mech_new = oauthbearer_new,
 		.mech_step = mech_step,
 		.mech_dispose = mech_dispose,
@@ -268,7 +271,7 @@ static sasl_server_plug_t mechanisms[] = {
 		.mech_name = "XOAUTH2",
 		.max_ssf = 0,
 		.security_flags = SASL_SEC_NOANONYMOUS,
-		.features = SASL_FEAT_WANT_CLIENT_FIRST | SASL_FEAT_ALLOWS_PROXY,
+		.features = SASL_FEAT_WANT_CLIENT_FIRST,
 		.mech_new = xoauth2_new,
 		.mech_step = mech_step,
 		.mech_dispose = mech_dispose,
