@@ -43,6 +43,7 @@ class Cyrus:
             "servername: mail.example.org",
             "admins: cyrus",
             "allowplaintext: yes",
+            "failedloginpause: 0",
             "virtdomains: off",
             "lmtpsocket: %s/run/lmtp" % self.dir,
             "idlesocket: %s/run/idle" % self.dir,
