@@ -200,19 +200,16 @@ struct parsed {
 	const struct idp *idp;
 };
 
-static int check_message(struct check *c, struct sp *sp, struct parsed *p, const char *b64,
-			 size_t len, time_t now)
+static int check_message(struct check *c, struct sp *sp, struct parsed *p, const char *xml,
+			 size_t xml_len, time_t now)
 {
 	const struct config *cfg = sp->cfg;
 	long long skew = cfg->saml.clock_skew;
-	unsigned char *xml;
-	size_t xml_len;
 	const char *error;
-	if (b64_decode(b64, len, ACS_RESPONSE_MAX, &xml, &xml_len) < 0)
-		REFUSE(REFUSE_BAD_REQUEST, "SAMLResponse is not base64 of at most %d bytes",
+	if (xml_len > ACS_RESPONSE_MAX)
+		REFUSE(REFUSE_BAD_REQUEST, "the SAMLResponse is larger than %d bytes",
 		       ACS_RESPONSE_MAX);
-	p->doc = xml_parse_safe((const char *)xml, xml_len, &error);
-	free(xml);
+	p->doc = xml_parse_safe(xml, xml_len, &error);
 	if (p->doc == NULL)
 		REFUSE(strstr(error, "DTD") != NULL ? REFUSE_DTD : REFUSE_XML, "%s", error);
 	xmlNode *resp = p->resp = xmlDocGetRootElement(p->doc);
@@ -324,53 +321,34 @@ void acs_result_clear(struct acs_result *r)
 	r->return_to = NULL;
 }
 
-int acs_process(struct sp *sp, struct kv *kv, const char *b64, size_t len, time_t now,
-		struct acs_result *result, enum refusal *reason_r, const char **error_r,
-		char **issuer_r)
+void acs_checked_clear(struct acs_checked *ch)
+{
+	identity_clear(&ch->id);
+	free(ch->issuer);
+	free(ch->assertion_id);
+	free(ch->in_response_to);
+	memset(ch, 0, sizeof(*ch));
+}
+
+int acs_check_xml(struct sp *sp, const char *xml, size_t len, time_t now,
+		  struct acs_checked *out, enum refusal *reason_r, const char **error_r,
+		  char **issuer_r)
 {
 	struct parsed p = {0};
 	struct check chk = {0}, *c = &chk;
 	struct saml_attrs attrs = {0};
-	struct identity id = {0};
-	char *state = NULL;
-	const char *error;
 	int ret = -1;
-	if (check_message(c, sp, &p, b64, len, now) < 0)
+	if (check_message(c, sp, &p, xml, len, now) < 0)
 		goto out;
 	if (attrs_from_assertion(p.assertion, p.idp, &attrs, &c->reason, &c->error) < 0)
 		goto out;
-	if (identity_from_attrs(sp->cfg, p.issuer, &attrs, &id, &c->reason, &c->error) < 0)
+	if (identity_from_attrs(sp->cfg, p.issuer, &attrs, &out->id, &c->reason, &c->error) < 0)
 		goto out;
-	/* Only now, with a message that passed every other check, touch shared state: a
-	 * forged message must not be able to consume someone's pending request. */
-	char *return_to = NULL;
-	if (p.in_response_to != NULL) {
-		enum kv_result r = kv_request_take(kv, p.in_response_to, &state, &error);
-		if (r != KV_OK) {
-			c->reason = r == KV_MISS ? REFUSE_IN_RESPONSE_TO : REFUSE_UNAVAILABLE;
-			c->error = fmt_error("InResponseTo: %s", error);
-			goto out;
-		}
-		/* state: "IDP-ENTITY-ID\nRETURN-PATH" */
-		char *nl = strchr(state, '\n');
-		if (nl == NULL || (size_t)(nl - state) != strlen(p.issuer) ||
-		    strncmp(state, p.issuer, (size_t)(nl - state)) != 0) {
-			c->reason = REFUSE_IN_RESPONSE_TO;
-			c->error = "the request was sent to another IdP than the one that answered";
-			goto out;
-		}
-		return_to = nl + 1;
-	}
-	enum kv_result r = kv_assertion_first_use(kv, p.issuer, p.assertion_id,
-						  (long long)p.replay_until, &error);
-	if (r != KV_OK) {
-		c->reason = r == KV_MISS ? REFUSE_REPLAY : REFUSE_UNAVAILABLE;
-		c->error = fmt_error("%s", error);
-		goto out;
-	}
-	result->id = id;
-	memset(&id, 0, sizeof(id));
-	result->return_to = xstrdup(return_to != NULL && return_to[0] == '/' ? return_to : "/");
+	out->issuer = p.issuer;
+	out->assertion_id = p.assertion_id;
+	out->in_response_to = p.in_response_to;
+	out->replay_until = p.replay_until;
+	p.issuer = p.assertion_id = p.in_response_to = NULL;
 	ret = 0;
 out:
 	if (ret < 0) {
@@ -381,9 +359,78 @@ out:
 			p.issuer = NULL;
 		}
 	}
-	free(state);
-	identity_clear(&id);
 	attrs_clear(&attrs);
 	parsed_clear(&p);
 	return ret;
+}
+
+int acs_check(struct sp *sp, const char *b64, size_t len, time_t now, struct acs_checked *out,
+	      enum refusal *reason_r, const char **error_r, char **issuer_r)
+{
+	unsigned char *xml;
+	size_t xml_len;
+	if (b64_decode(b64, len, ACS_RESPONSE_MAX, &xml, &xml_len) < 0) {
+		*reason_r = REFUSE_BAD_REQUEST;
+		*error_r = fmt_error("SAMLResponse is not base64 of at most %d bytes",
+				     ACS_RESPONSE_MAX);
+		return -1;
+	}
+	int r = acs_check_xml(sp, (const char *)xml, xml_len, now, out, reason_r, error_r,
+			      issuer_r);
+	free(xml);
+	return r;
+}
+
+int acs_process(struct sp *sp, struct kv *kv, const char *b64, size_t len, time_t now,
+		struct acs_result *result, enum refusal *reason_r, const char **error_r,
+		char **issuer_r)
+{
+	struct acs_checked ch = {0};
+	char *state = NULL;
+	const char *error;
+	if (acs_check(sp, b64, len, now, &ch, reason_r, error_r, issuer_r) < 0)
+		return -1;
+	/* Only now, with a message that passed every other check, touch shared state: a
+	 * forged message must not be able to consume someone's pending request. */
+	enum refusal reason;
+	const char *why;
+	const char *return_to = NULL;
+	if (ch.in_response_to != NULL) {
+		enum kv_result r = kv_request_take(kv, ch.in_response_to, &state, &error);
+		if (r != KV_OK) {
+			reason = r == KV_MISS ? REFUSE_IN_RESPONSE_TO : REFUSE_UNAVAILABLE;
+			why = fmt_error("InResponseTo: %s", error);
+			goto fail;
+		}
+		/* state: "IDP-ENTITY-ID\nRETURN-PATH" */
+		char *nl = strchr(state, '\n');
+		if (nl == NULL || (size_t)(nl - state) != strlen(ch.issuer) ||
+		    strncmp(state, ch.issuer, (size_t)(nl - state)) != 0) {
+			reason = REFUSE_IN_RESPONSE_TO;
+			why = "the request was sent to another IdP than the one that answered";
+			goto fail;
+		}
+		return_to = nl + 1;
+	}
+	enum kv_result r = kv_assertion_first_use(kv, ch.issuer, ch.assertion_id,
+						  (long long)ch.replay_until, &error);
+	if (r != KV_OK) {
+		reason = r == KV_MISS ? REFUSE_REPLAY : REFUSE_UNAVAILABLE;
+		why = fmt_error("%s", error);
+		goto fail;
+	}
+	result->id = ch.id;
+	memset(&ch.id, 0, sizeof(ch.id));
+	result->return_to = xstrdup(return_to != NULL && return_to[0] == '/' ? return_to : "/");
+	free(state);
+	acs_checked_clear(&ch);
+	return 0;
+fail:
+	*reason_r = reason;
+	*error_r = why;
+	*issuer_r = ch.issuer;
+	ch.issuer = NULL;
+	free(state);
+	acs_checked_clear(&ch);
+	return -1;
 }

@@ -61,6 +61,8 @@ static int cmp_idp(const void *a, const void *b)
 const struct idp *idp_set_find(const struct idp_set *set, const char *entity_id)
 {
 	struct idp key = {.entity_id = (char *)entity_id};
+	if (set->n == 0)
+		return NULL; /* bsearch's base must not be NULL */
 	return bsearch(&key, set->v, set->n, sizeof(*set->v), cmp_idp);
 }
 

@@ -1,5 +1,6 @@
 /* The SP object: lasso server, IdP metadata and keys, built once (see sp.h). */
 #include "sp.h"
+#include "redirect_sign.h"
 #include "sp_metadata.h"
 #include "util.h"
 
@@ -78,14 +79,14 @@ int sp_load(const struct config *cfg, struct sp **sp_r, const char **setting_r,
 	sp->cfg = cfg;
 	sp->acs_url = xasprintf("%s%s", cfg->http.public_url, SP_PATH_ACS);
 	char *cert = NULL, *key = NULL;
-	size_t len;
+	size_t len, key_len;
 	const char *error;
 	if (read_file_capped(cfg->saml.cert, 1024 * 1024, &cert, &len, &error) < 0) {
 		*setting_r = "saml.cert";
 		*error_r = fmt_error("cannot read %s: %s", cfg->saml.cert, error);
 		goto fail;
 	}
-	if (read_file_capped(cfg->saml.key, 1024 * 1024, &key, &len, &error) < 0) {
+	if (read_file_capped(cfg->saml.key, 1024 * 1024, &key, &key_len, &error) < 0) {
 		*setting_r = "saml.key";
 		*error_r = fmt_error("cannot read %s: %s", cfg->saml.key, error);
 		goto fail;
@@ -95,16 +96,23 @@ int sp_load(const struct config *cfg, struct sp **sp_r, const char **setting_r,
 		*error_r = fmt_error("%s: %s", cfg->saml.cert, error);
 		goto fail;
 	}
+	if (redirect_signer_new(key, key_len, &sp->signer, &error) < 0) {
+		*setting_r = "saml.key";
+		*error_r = fmt_error("%s: %s", cfg->saml.key, error);
+		goto fail;
+	}
 	if (xmlsig_decryptor_new(cfg->saml.key, &sp->decryptor, &error) < 0) {
 		*setting_r = "saml.key";
 		*error_r = fmt_error("%s: %s", cfg->saml.key, error);
 		goto fail;
 	}
-	LassoServer *server = lasso_server_new_from_buffers(sp->metadata_xml, key, NULL, cert);
+	/* lasso only builds and encodes AuthnRequests, so it gets no key: samlgw signs them
+	 * itself (redirect_sign.c) with the key parsed once, where lasso would parse the key
+	 * and certificate again, and leak part of them, for every request. */
+	LassoServer *server = lasso_server_new_from_buffers(sp->metadata_xml, NULL, NULL, NULL);
 	if (server == NULL) {
-		*setting_r = "saml.key";
-		*error_r = fmt_error("lasso refused the SP key, certificate or metadata (%s, %s)",
-				     cfg->saml.key, cfg->saml.cert);
+		*setting_r = "saml.cert";
+		*error_r = fmt_error("lasso refused the SP metadata built from %s", cfg->saml.cert);
 		goto fail;
 	}
 	server->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
@@ -141,6 +149,7 @@ void sp_unref(struct sp *sp)
 		lasso_server_destroy(sp->lasso_server);
 	idp_set_free(sp->idps);
 	xmlsig_decryptor_free(sp->decryptor);
+	redirect_signer_free(sp->signer);
 	free(sp->metadata_xml);
 	free(sp->acs_url);
 	free(sp);
@@ -160,6 +169,8 @@ int sp_authn_request(struct sp *sp, const struct idp *idp, char **url_r, char **
 		*error_r = "lasso cannot start a login";
 		goto out;
 	}
+	/* lasso does not sign (it has no key); redirect_sign_url does, below. */
+	lasso_profile_set_signature_hint(LASSO_PROFILE(login), LASSO_PROFILE_SIGNATURE_HINT_FORBID);
 	int rc = lasso_login_init_authn_request(login, idp->entity_id, LASSO_HTTP_METHOD_REDIRECT);
 	if (rc != 0) {
 		*error_r = fmt_error("lasso cannot make an AuthnRequest: %s", lasso_strerror(rc));
@@ -176,9 +187,6 @@ int sp_authn_request(struct sp *sp, const struct idp *idp, char **url_r, char **
 		req->NameIDPolicy->Format = g_strdup(LASSO_SAML2_NAME_IDENTIFIER_FORMAT_TRANSIENT);
 		req->NameIDPolicy->AllowCreate = TRUE;
 	}
-	lasso_profile_set_signature_hint(profile, idp->want_signed
-							  ? LASSO_PROFILE_SIGNATURE_HINT_FORCE
-							  : LASSO_PROFILE_SIGNATURE_HINT_MAYBE);
 	rc = lasso_login_build_authn_request_msg(login);
 	if (rc != 0 || profile->msg_url == NULL) {
 		*error_r = fmt_error("lasso cannot encode the AuthnRequest: %s", lasso_strerror(rc));
@@ -189,7 +197,12 @@ int sp_authn_request(struct sp *sp, const struct idp *idp, char **url_r, char **
 		*error_r = "lasso made an AuthnRequest without ID";
 		goto out;
 	}
-	*url_r = xstrdup(profile->msg_url);
+	/* Signed always: required when the IdP says WantAuthnRequestsSigned, and
+	 * harmless (and checked when present) everywhere else. */
+	char *url = redirect_sign_url(sp->signer, profile->msg_url, error_r);
+	if (url == NULL)
+		goto out;
+	*url_r = url;
 	*id_r = xstrdup(id);
 	ret = 0;
 out:

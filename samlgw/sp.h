@@ -9,6 +9,7 @@
 
 #include "config.h"
 #include "metadata.h"
+#include "redirect_sign.h"
 #include "xmlsig.h"
 
 struct sp {
@@ -18,6 +19,7 @@ struct sp {
 	char *metadata_xml; /* GET /saml/metadata */
 	struct idp_set *idps;
 	struct xmlsig_decryptor *decryptor;
+	struct redirect_signer *signer; /* Redirect-binding signatures */
 	void *lasso_server; /* LassoServer */
 };
 
@@ -33,7 +35,7 @@ int sp_load(const struct config *cfg, struct sp **sp_r, const char **setting_r,
 struct sp *sp_ref(struct sp *sp);
 void sp_unref(struct sp *sp);
 
-/* Build an HTTP-Redirect AuthnRequest to idp. Returns 0 with *url_r (the redirect
+/* Build an HTTP-Redirect AuthnRequest to idp, signed with the SP key (SigAlg RSA-SHA256). Returns 0 with *url_r (the redirect
  * location) and *id_r (the request ID), both to be freed, or -1 with *error_r. */
 int sp_authn_request(struct sp *sp, const struct idp *idp, char **url_r, char **id_r,
 		     const char **error_r);

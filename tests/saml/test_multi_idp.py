@@ -203,7 +203,7 @@ def test_authn_request_signed_rsa_sha256(stack_multi):
     s = stack_multi
     page = samltest.Browser().get(s.gw.url + "/login", params={"idp": s.idp.entity_id},
                                   follow=False)
-    assert page.status == 302
+    assert page.status == 302, s.gw.log()[-3000:]
     raw = urllib.parse.urlsplit(page.location).query
     parts = dict(p.split("=", 1) for p in raw.split("&"))
     assert urllib.parse.unquote_plus(parts["SigAlg"]) == RSA_SHA256
