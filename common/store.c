@@ -430,9 +430,10 @@ enum store_result store_issue(struct token_store *s, const struct store_issue_re
 	return ret;
 }
 
-enum store_result store_verify(struct token_store *s, const char *token, size_t token_len,
-			       const char *jid, const char *service, struct token_info *info_r,
-			       const char **error_r)
+/* Verify for jid, or (jid NULL) for whoever owns the token, whose JID goes to *owner_r. */
+static enum store_result verify(struct token_store *s, const char *token, size_t token_len,
+				const char *jid, const char *service, struct token_info *info_r,
+				char **owner_r, const char **error_r)
 {
 	/* Malformed text never costs a Redis round trip. */
 	if (!token_well_formed(token, token_len)) {
@@ -442,11 +443,20 @@ enum store_result store_verify(struct token_store *s, const char *token, size_t 
 	char hash[TOKEN_HASH_HEX_LEN + 1];
 	token_hash_hex(token, token_len, hash);
 	char *tkey = store_token_key(s->prefix, hash);
-	char *ukey = user_key(s, jid);
-	const char *args[] = {tkey, ukey, jid, service, hash};
+	char *ukey = jid != NULL ? user_key(s, jid) : store_user_tokens_key(s->prefix, "");
 	redisReply *r;
-	enum store_result ret = run_decided(s, SCRIPT_VERIFY, 2, (int)ARRAY_SIZE(args), args,
-					    service, &r, error_r);
+	enum store_result ret;
+	if (jid != NULL) {
+		const char *args[] = {tkey, ukey, jid, service, hash};
+		ret = run_decided(s, SCRIPT_VERIFY, 2, (int)ARRAY_SIZE(args), args, service, &r,
+				  error_r);
+	} else {
+		/* The script appends "JID:tokens" to the index prefix. */
+		ukey[strlen(ukey) - strlen(":tokens")] = '\0';
+		const char *args[] = {tkey, service, hash, ukey};
+		ret = run_decided(s, SCRIPT_VERIFY_ANY, 1, (int)ARRAY_SIZE(args), args, service,
+				  &r, error_r);
+	}
 	free(tkey);
 	free(ukey);
 	if (ret != STORE_OK)
@@ -463,8 +473,24 @@ enum store_result store_verify(struct token_store *s, const char *token, size_t 
 		info_r->label = xstrdup(reply_str(r, 6));
 		info_r->idp = xstrdup(reply_str(r, 7));
 	}
+	if (owner_r != NULL)
+		*owner_r = xstrdup(reply_str(r, 8));
 	freeReplyObject(r);
 	return STORE_OK;
+}
+
+enum store_result store_verify(struct token_store *s, const char *token, size_t token_len,
+			       const char *jid, const char *service, struct token_info *info_r,
+			       const char **error_r)
+{
+	return verify(s, token, token_len, jid, service, info_r, NULL, error_r);
+}
+
+enum store_result store_verify_owner(struct token_store *s, const char *token, size_t token_len,
+				     const char *service, char **jid_r, struct token_info *info_r,
+				     const char **error_r)
+{
+	return verify(s, token, token_len, NULL, service, info_r, jid_r, error_r);
 }
 
 enum store_result store_list(struct token_store *s, const char *jid, struct token_list *list_r,

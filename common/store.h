@@ -78,6 +78,13 @@ enum store_result store_verify(struct token_store *store, const char *token, siz
 			       const char *jid, const char *service, struct token_info *info_r,
 			       const char **error_r);
 
+/* Check token for service whoever owns it (for clients that name no user, such as
+ * OAUTHBEARER without an authzid); on STORE_OK *jid_r is the owner's bare JID (caller
+ * frees). Otherwise as store_verify. */
+enum store_result store_verify_owner(struct token_store *store, const char *token,
+				     size_t token_len, const char *service, char **jid_r,
+				     struct token_info *info_r, const char **error_r);
+
 /* Live tokens of jid, oldest expiry first. */
 enum store_result store_list(struct token_store *store, const char *jid, struct token_list *list_r,
 			     const char **error_r);

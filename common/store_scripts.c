@@ -20,38 +20,55 @@ static const char issue_lua[] =
 	"redis.call('EXPIREAT', KEYS[2], last[2])\n"
 	"return {1, now, expires}\n";
 
-/* KEYS: token, index of the claimed JID. ARGV: jid, service, hash.
- * A token is valid when it exists, belongs to jid, has not passed its stored expiry
- * (whatever the key's TTL says), grants service, and has uses left. Counting a use and
- * deleting a used-up or expired record happen in the same step. */
-static const char verify_lua[] =
-	"local f = redis.call('HMGET', KEYS[1], 'jid', 'services', 'issued', 'expires',\n"
-	"  'uses', 'max_uses', 'label', 'idp')\n"
+/* Verification, in two heads over one body. Both read the record, then the body refuses
+ * a token that has passed its stored expiry (whatever the key's TTL says; the record is
+ * then deleted), lacks the service, or has no uses left; it counts a use for limited
+ * tokens and deletes the record after the last one, all in the same step. Result:
+ * {1, services, issued, expires, uses, max_uses, label, idp, jid}. */
+#define VERIFY_READ                                                                         \
+	"local f = redis.call('HMGET', KEYS[1], 'jid', 'services', 'issued', 'expires',\n"  \
+	"  'uses', 'max_uses', 'label', 'idp')\n"                                            \
 	"if not f[1] then return {0, 'unknown'} end\n"
+
+#define VERIFY_BODY                                                                         \
+	"local now = tonumber(redis.call('TIME')[1])\n"                                      \
+	"local expires = tonumber(f[4])\n"                                                   \
+	"if not expires or expires <= now then\n"                                            \
+	"  redis.call('DEL', KEYS[1])\n"                                                     \
+	"  redis.call('ZREM', ukey, hash)\n"                                                 \
+	"  return {0, 'expired'}\n"                                                          \
+	"end\n"                                                                              \
+	"local granted = false\n"                                                            \
+	"for s in string.gmatch(f[2] or '', '[^,]+') do\n"                                   \
+	"  if s == '*' or s == service then granted = true break end\n"                      \
+	"end\n"                                                                              \
+	"if not granted then return {0, 'service'} end\n"                                    \
+	"local uses = tonumber(f[5]) or 0\n"                                                 \
+	"local max = tonumber(f[6]) or 0\n"                                                  \
+	"if max > 0 then\n"                                                                  \
+	"  if uses >= max then return {0, 'used'} end\n"                                     \
+	"  uses = redis.call('HINCRBY', KEYS[1], 'uses', 1)\n"                               \
+	"  if uses >= max then\n"                                                            \
+	"    redis.call('DEL', KEYS[1])\n"                                                   \
+	"    redis.call('ZREM', ukey, hash)\n"                                               \
+	"  end\n"                                                                            \
+	"end\n"                                                                              \
+	"return {1, f[2], f[3], f[4], uses, max, f[7] or '', f[8] or '', f[1]}\n"
+
+/* KEYS: token, index of the claimed JID. ARGV: jid, service, hash.
+ * The token must belong to the claimed JID. */
+static const char verify_lua[] =
+	VERIFY_READ
 	"if f[1] ~= ARGV[1] then return {0, 'jid'} end\n"
-	"local now = tonumber(redis.call('TIME')[1])\n"
-	"local expires = tonumber(f[4])\n"
-	"if not expires or expires <= now then\n"
-	"  redis.call('DEL', KEYS[1])\n"
-	"  redis.call('ZREM', KEYS[2], ARGV[3])\n"
-	"  return {0, 'expired'}\n"
-	"end\n"
-	"local granted = false\n"
-	"for s in string.gmatch(f[2] or '', '[^,]+') do\n"
-	"  if s == '*' or s == ARGV[2] then granted = true break end\n"
-	"end\n"
-	"if not granted then return {0, 'service'} end\n"
-	"local uses = tonumber(f[5]) or 0\n"
-	"local max = tonumber(f[6]) or 0\n"
-	"if max > 0 then\n"
-	"  if uses >= max then return {0, 'used'} end\n"
-	"  uses = redis.call('HINCRBY', KEYS[1], 'uses', 1)\n"
-	"  if uses >= max then\n"
-	"    redis.call('DEL', KEYS[1])\n"
-	"    redis.call('ZREM', KEYS[2], ARGV[3])\n"
-	"  end\n"
-	"end\n"
-	"return {1, f[2], f[3], f[4], uses, max, f[7] or '', f[8] or ''}\n";
+	"local service, hash, ukey = ARGV[2], ARGV[3], KEYS[2]\n"
+	VERIFY_BODY;
+
+/* KEYS: token. ARGV: service, hash, user index key prefix (PREFIXuser:).
+ * For clients that name no user (OAUTHBEARER without a=): whoever owns the token. */
+static const char verify_any_lua[] =
+	VERIFY_READ
+	"local service, hash, ukey = ARGV[1], ARGV[2], ARGV[3] .. f[1] .. ':tokens'\n"
+	VERIFY_BODY;
 
 /* KEYS: index. ARGV: token key prefix. Returns 1 then 8 fields per live token:
  * hash, services, issued, expires, uses, max_uses, label, idp. Drops stale index entries. */
@@ -102,6 +119,7 @@ static const char revoke_all_lua[] =
 const char *const store_script_source[SCRIPT_COUNT] = {
 	[SCRIPT_ISSUE] = issue_lua,
 	[SCRIPT_VERIFY] = verify_lua,
+	[SCRIPT_VERIFY_ANY] = verify_any_lua,
 	[SCRIPT_LIST] = list_lua,
 	[SCRIPT_REVOKE] = revoke_lua,
 	[SCRIPT_REVOKE_ALL] = revoke_all_lua,

@@ -136,22 +136,34 @@ static int authenticate(struct mech_conn *c, sasl_server_params_t *sparams,
 		u->seterror(u->conn, SASL_NOLOG, "%s: no usable service name", mech);
 		return SASL_FAIL;
 	}
-	if (msg->user == NULL) {
-		/* The token store checks a token against the user it is claimed for. */
-		u->log(u->conn, SASL_LOG_FAIL, "%s: the client gave no authzid (a=)", mech);
-		return send_error(c, "invalid_request", service, serverout, serveroutlen);
-	}
 	struct user_map map = plugin_settings_user_map(&c->g->settings);
 	char *jid = NULL, *name = NULL;
 	const char *error;
-	if (user_map_apply(&map, msg->user, strlen(msg->user), &jid, &name, &error) < 0) {
+	if (msg->user != NULL &&
+	    user_map_apply(&map, msg->user, strlen(msg->user), &jid, &name, &error) < 0) {
 		u->log(u->conn, SASL_LOG_FAIL, "%s: refused user name: %s", mech, error);
 		return send_error(c, "invalid_token", service, serverout, serveroutlen);
 	}
 
 	struct token_store *store = store_pool_take(c->g->pool);
-	enum store_result r =
-		store_verify(store, msg->token, msg->token_len, jid, service, NULL, &error);
+	enum store_result r;
+	if (jid != NULL) {
+		r = store_verify(store, msg->token, msg->token_len, jid, service, NULL, &error);
+	} else {
+		/* OAUTHBEARER without an authzid (RFC 7628 makes it optional): the token names
+		 * its owner, who must still map to a user of this application. */
+		char *owner = NULL;
+		r = store_verify_owner(store, msg->token, msg->token_len, service, &owner, NULL,
+				       &error);
+		if (r == STORE_OK &&
+		    user_map_apply(&map, owner, strlen(owner), &jid, &name, &error) < 0) {
+			u->log(u->conn, SASL_LOG_FAIL, "%s: the token's owner %s is not a user here: %s",
+			       mech, owner, error);
+			r = STORE_INVALID;
+			error = "the token's owner is not a user of this service";
+		}
+		free(owner);
+	}
 	int ret;
 	switch (r) {
 	case STORE_OK:
@@ -173,7 +185,7 @@ static int authenticate(struct mech_conn *c, sasl_server_params_t *sparams,
 		break;
 	case STORE_INVALID:
 		u->log(u->conn, SASL_LOG_FAIL, "%s: token refused for %s, service %s: %s", mech,
-		       jid, service, error);
+		       jid != NULL ? jid : "(the token's owner)", service, error);
 		ret = send_error(c, "invalid_token", service, serverout, serveroutlen);
 		break;
 	default:

@@ -130,9 +130,27 @@ def test_wrong_service_then_samlgw_service_override(configure, tokens):
     assert r.ok, r
 
 
-def test_no_authzid_gets_invalid_request(configure, tokens):
+def test_no_authzid_logs_in_the_tokens_owner(configure, tokens):
+    # RFC 7628: the authzid is optional; the token then names the user.
     token = tokens.issue(ALICE)
-    refused(configure(), "OAUTHBEARER", oauthbearer(token, None), "invalid_request")
+    r = sample_server(configure(), "OAUTHBEARER", oauthbearer(token, None))
+    assert r.ok, r
+    assert r.username == ALICE
+    # Still bound to the service, and still refused once revoked.
+    refused(configure(), "OAUTHBEARER", oauthbearer(tokens.issue(ALICE, services="xmpp"), None),
+            "invalid_token")
+    tokens.revoke_all(ALICE)
+    refused(configure(), "OAUTHBEARER", oauthbearer(token, None), "invalid_token")
+
+
+def test_no_authzid_owner_must_be_a_local_user(configure, tokens):
+    conf = configure(samlgw_username="localpart", samlgw_domain="example.org")
+    r = sample_server(conf, "OAUTHBEARER", oauthbearer(tokens.issue(ALICE), None))
+    assert r.ok, r
+    assert r.username == "alice"
+    # alice@other.org's token must not log in the local user alice.
+    refused(conf, "OAUTHBEARER", oauthbearer(tokens.issue("alice@other.org"), None),
+            "invalid_token")
 
 
 def test_channel_binding_refused(configure, tokens):

@@ -204,6 +204,42 @@ static void test_binding(void **state)
 	store_free(s);
 }
 
+static void test_verify_owner(void **state)
+{
+	struct token_store *s = open_store(redis.url, 1000);
+	char token[TOKEN_LEN + 1], hash[TOKEN_HASH_HEX_LEN + 1];
+	const char *error;
+	char *owner = NULL;
+	struct token_info info;
+	issue(s, "lena@example.org", "imap", 600, 2, token);
+	assert_int_equal(store_verify_owner(s, token, strlen(token), "imap", &owner, &info, &error),
+			 STORE_OK);
+	assert_string_equal(owner, "lena@example.org");
+	assert_int_equal(info.uses, 1);
+	token_info_clear(&info);
+	free(owner);
+	assert_int_equal(store_verify_owner(s, token, strlen(token), "smtp", &owner, NULL, &error),
+			 STORE_INVALID);
+	assert_string_equal(error, "the token is not valid for service smtp");
+	/* The last use deletes the record and its entry in the owner's index. */
+	assert_int_equal(store_verify_owner(s, token, strlen(token), "imap", &owner, NULL, &error),
+			 STORE_OK);
+	free(owner);
+	assert_int_equal(store_verify_owner(s, token, strlen(token), "imap", &owner, NULL, &error),
+			 STORE_INVALID);
+	token_hash_hex(token, TOKEN_LEN, hash);
+	assert_int_equal(test_redis_int(&redis, "ZCARD t:user:lena@example.org:tokens"), 0);
+	/* Expired: refused, and removed from the owner's index too. */
+	issue(s, "lena@example.org", "imap", 600, 0, token);
+	token_hash_hex(token, TOKEN_LEN, hash);
+	assert_int_equal(test_redis_int(&redis, "HSET t:token:%s expires 1000", hash), 0);
+	assert_int_equal(store_verify_owner(s, token, strlen(token), "imap", &owner, NULL, &error),
+			 STORE_INVALID);
+	assert_string_equal(error, "the token has expired");
+	assert_int_equal(test_redis_int(&redis, "ZCARD t:user:lena@example.org:tokens"), 0);
+	store_free(s);
+}
+
 struct racer {
 	const char *url;
 	const char *token;
@@ -385,6 +421,7 @@ int main(void)
 		cmocka_unit_test(test_token_text_never_stored),
 		cmocka_unit_test(test_expiry_without_ttl),
 		cmocka_unit_test(test_binding),
+		cmocka_unit_test(test_verify_owner),
 		cmocka_unit_test(test_max_uses_concurrent),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_script_cache_flushed),
