@@ -12,6 +12,7 @@
 #include <openssl/evp.h>
 #include <xmlsec/base64.h>
 #include <xmlsec/crypto.h>
+#include <xmlsec/keyinfo.h>
 #include <xmlsec/keysmngr.h>
 #include <xmlsec/xmldsig.h>
 #include <xmlsec/xmlenc.h>
@@ -19,10 +20,25 @@
 
 #define CERT_DER_MAX (64 * 1024)
 
-static int keys_add(struct xmlsig_keys *keys, xmlSecKeyPtr key)
+/* Keep only the public key of a key loaded from a certificate: verification needs no
+ * more, and duplicating the key for each verification then takes a reference instead of
+ * copying (and re-decoding) the certificate. Takes over key. */
+static int keys_add(struct xmlsig_keys *keys, xmlSecKeyPtr key, const char **error_r)
 {
+	xmlSecKeyDataPtr value = xmlSecKeyGetValue(key);
+	xmlSecKeyDataPtr copy = value != NULL ? xmlSecKeyDataDuplicate(value) : NULL;
+	xmlSecKeyPtr bare = copy != NULL ? xmlSecKeyCreate() : NULL;
+	xmlSecKeyDestroy(key);
+	if (bare == NULL || xmlSecKeySetValue(bare, copy) < 0) {
+		if (bare != NULL)
+			xmlSecKeyDestroy(bare);
+		if (copy != NULL)
+			xmlSecKeyDataDestroy(copy);
+		*error_r = "the certificate holds no usable public key";
+		return -1;
+	}
 	keys->v = xrealloc(keys->v, (keys->n + 1) * sizeof(*keys->v));
-	keys->v[keys->n++] = key;
+	keys->v[keys->n++] = bare;
 	return 0;
 }
 
@@ -58,7 +74,7 @@ int xmlsig_keys_add_cert_b64(struct xmlsig_keys *keys, const char *b64, const ch
 		*error_r = "the certificate cannot be read";
 		return -1;
 	}
-	return keys_add(keys, key);
+	return keys_add(keys, key, error_r);
 }
 
 int xmlsig_keys_add_cert_file(struct xmlsig_keys *keys, const char *path, const char **error_r)
@@ -69,7 +85,7 @@ int xmlsig_keys_add_cert_file(struct xmlsig_keys *keys, const char *path, const 
 		*error_r = "cannot read the certificate (PEM)";
 		return -1;
 	}
-	return keys_add(keys, key);
+	return keys_add(keys, key, error_r);
 }
 
 void xmlsig_keys_clear(struct xmlsig_keys *keys)
@@ -240,11 +256,20 @@ xmlNode *xmlsig_decrypt(const struct xmlsig_decryptor *dec, xmlNode *enc_data,
 		*error_r = "cannot set up decryption";
 		return NULL;
 	}
-	/* Only keys from our own manager; no retrieval of remote key material. */
+	/* Only keys from our own manager; no retrieval of remote key material. Of KeyInfo
+	 * only what leads to the EncryptedKey is read: certificates or key values in the
+	 * message are never parsed (the SP key is found in the manager without them, and
+	 * each certificate read cost a full X.509 decode per Response). */
 	ctx->keyInfoReadCtx.retrievalMethodCtx.enabledUris = xmlSecTransformUriTypeSameDocument;
 	ctx->transformCtx.enabledUris = xmlSecTransformUriTypeNone;
 	xmlNode *first = NULL;
-	if (xmlSecEncCtxDecrypt(ctx, enc_data) < 0 || ctx->result == NULL) {
+	if (xmlSecPtrListAdd(&ctx->keyInfoReadCtx.enabledKeyData, (void *)xmlSecKeyDataNameId) < 0 ||
+	    xmlSecPtrListAdd(&ctx->keyInfoReadCtx.enabledKeyData,
+			     (void *)xmlSecKeyDataRetrievalMethodId) < 0 ||
+	    xmlSecPtrListAdd(&ctx->keyInfoReadCtx.enabledKeyData,
+			     (void *)xmlSecKeyDataEncryptedKeyId) < 0) {
+		*error_r = "cannot set up decryption";
+	} else if (xmlSecEncCtxDecrypt(ctx, enc_data) < 0 || ctx->result == NULL) {
 		*error_r = "the assertion cannot be decrypted with the SP key";
 	} else if (!ctx->resultReplaced) {
 		*error_r = "the encrypted content is not XML";
