@@ -109,6 +109,7 @@ struct config {
 		long long keepalive;
 		long long max_roster;
 		long long max_offline;
+		long long max_offline_bytes;
 		long long offline_ttl;
 		long long auth_failures;
 		bool version;

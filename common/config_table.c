@@ -394,6 +394,10 @@ const struct setting config_settings[] = {
 	{"xmpp", "max_offline", SETTING_INT, TOP(xmpp.max_offline), "100", 0, 100000, NULL, 0,
 	 PROG_XMPP, "number",
 	 "Most messages kept for a user who is offline; further ones are bounced. 0: none."},
+	{"xmpp", "max_offline_bytes", SETTING_INT, TOP(xmpp.max_offline_bytes), "1048576", 65536,
+	 1073741824, NULL, 0, PROG_XMPP, "bytes",
+	 "Most bytes kept for a user who is offline (one stanza: at most 64 KiB); further "
+	 "messages are bounced."},
 	{"xmpp", "offline_ttl", SETTING_DURATION, TOP(xmpp.offline_ttl), "30d", 60,
 	 366LL * 86400, NULL, 0, PROG_XMPP, "seconds, or with s, m, h, d or w",
 	 "Messages kept for an offline user are dropped this long after the last one arrived."},

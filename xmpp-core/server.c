@@ -63,6 +63,7 @@ struct server *server_new(struct event_base *base, const struct config *cfg)
 	srv->offline_ttl = cfg->xmpp.offline_ttl;
 	srv->max_roster = (size_t)cfg->xmpp.max_roster;
 	srv->max_offline = (size_t)cfg->xmpp.max_offline;
+	srv->max_offline_bytes = (size_t)cfg->xmpp.max_offline_bytes;
 	srv->auth_failures = (unsigned)cfg->xmpp.auth_failures;
 	srv->version = cfg->xmpp.version;
 	struct timeval tick = {5, 0};

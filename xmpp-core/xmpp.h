@@ -51,6 +51,7 @@ struct xredis;
 #define ROSTER_NAME_MAX 1024
 #define ROSTER_GROUPS_MAX 32
 #define SESSIONS_PER_ACCOUNT_MAX 64
+#define OFFLINE_STANZA_MAX 65536 /* bytes of one stored stanza, with its delay stamp */
 
 struct domain {
 	char *name;
@@ -75,7 +76,7 @@ struct server {
 	struct ratelimit *rl;
 	struct xmlstream_limits limits;
 	long long idle_timeout, keepalive, offline_ttl;
-	size_t max_roster, max_offline;
+	size_t max_roster, max_offline, max_offline_bytes;
 	unsigned auth_failures;
 	bool version;
 	bool stopping;

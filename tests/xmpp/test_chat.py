@@ -44,11 +44,12 @@ def test_add_each_other_presence_and_messages(env):
 
 def test_offline_message_with_delay(env):
     async def main():
+        tok_b = env.token("bob@example.org")  # bob exists: he holds a token
         a = await login(env, "alice@example.org", env.token("alice@example.org"))
         a.send_message(mto="bob@example.org", mbody="while you were away", mtype="chat")
         await asyncio.sleep(0.3)
         await close(a)
-        b = await login(env, "bob@example.org", env.token("bob@example.org"))
+        b = await login(env, "bob@example.org", tok_b)
         m = await asyncio.wait_for(b.messages.get(), 5)
         assert m["body"] == "while you were away"
         assert m["delay"]["stamp"] is not None
@@ -65,6 +66,7 @@ def test_offline_queue_is_capped(make_env):
     env = make_env("max_offline = 2")
 
     async def main():
+        env.token("bob@example.org")
         a = await login(env, "alice@example.org", env.token("alice@example.org"))
         for i in range(3):
             a.send_message(mto="bob@example.org", mbody="m%d" % i, mtype="chat")
