@@ -110,6 +110,7 @@ struct config {
 		long long max_roster;
 		long long max_offline;
 		long long max_offline_bytes;
+		long long max_output;
 		long long offline_ttl;
 		long long auth_failures;
 		bool version;

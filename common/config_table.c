@@ -383,6 +383,11 @@ const struct setting config_settings[] = {
 	 16777216, NULL, 0, PROG_XMPP, "bytes",
 	 "Largest stanza (and stream header) a client may send; more closes the stream with "
 	 "policy-violation. Advertised to clients (XEP-0478)."},
+	{"xmpp", "max_output", SETTING_INT, TOP(xmpp.max_output), "1048576", 65536, 1073741824,
+	 NULL, 0, PROG_XMPP, "bytes",
+	 "Most bytes queued for a client that does not read (at least twice max_stanza_size is "
+	 "used); more ends its stream with policy-violation. Above a quarter of it, the server "
+	 "stops reading from that client until it has read."},
 	{"xmpp", "idle_timeout", SETTING_DURATION, TOP(xmpp.idle_timeout), "10m", 30, 86400, NULL,
 	 0, PROG_XMPP, "seconds, or with s, m or h",
 	 "A connection that sends nothing for this long is closed (connection-timeout)."},

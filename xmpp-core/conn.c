@@ -1,6 +1,13 @@
 /* One client connection: socket and TLS (direct or STARTTLS), the stream header and
  * features, stream errors, idle timeout and whitespace keepalives, and the dispatch of
- * top-level elements to SASL, binding and stanza routing. */
+ * top-level elements to SASL, binding and stanza routing.
+ *
+ * Flow control: a connection whose output holds more than srv->max_output bytes (a client
+ * that does not read) is ended with policy-violation, and nothing more is queued for it.
+ * While its output holds more than a quarter of that, or it has REDIS_INFLIGHT_MAX Redis
+ * calls in flight, its parser is suspended after the current element and reading stops;
+ * the write callback (output at or below the quarter) and the end of Redis calls resume
+ * it. */
 #include "xmpp.h"
 #include "log.h"
 #include "util.h"
@@ -54,6 +61,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 			conn_close_now(c);
 		return;
 	}
+	if (c->overflow) {
+		conn_stream_error(c, "policy-violation", "the client does not read its stream");
+		return;
+	}
 	if (now - c->last_read >= c->srv->idle_timeout) {
 		conn_stream_error(c, "connection-timeout", NULL);
 		return;
@@ -103,6 +114,7 @@ struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr, 
 	}
 	c->own_bev = true;
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, srv->max_output / 4, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->timer = event_new(srv->base, -1, EV_PERSIST, on_timer, c);
 	event_add(c->timer, srv->tick);
@@ -168,21 +180,47 @@ void conn_close_now(struct conn *c)
 	conn_unref(c);
 }
 
+static size_t out_len(const struct conn *c)
+{
+	return c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
+}
+
+/* Past max_output: queue nothing more and end the stream from the timer, never from
+ * here (callers may be walking the session lists this would change). */
+static void check_overflow(struct conn *c)
+{
+	if (c->overflow || out_len(c) <= c->srv->max_output)
+		return;
+	c->overflow = true;
+	log_event(LOG_LEVEL_INFO, "output_overflow", "addr", c->addr, "jid", c->bare, NULL);
+	if (c->timer != NULL)
+		event_active(c->timer, EV_TIMEOUT, 1);
+}
+
 void conn_send_raw(struct conn *c, const char *data, size_t len)
 {
-	if (c->bev == NULL || c->closed)
+	if (c->bev == NULL || c->closed || (c->overflow && !c->closing))
 		return;
 	bufferevent_write(c->bev, data, len);
-	if (!c->closing)
+	if (!c->closing) {
 		c->last_write = now_s(c);
+		check_overflow(c);
+	}
 }
 
 void conn_send_node(struct conn *c, const struct xnode *n)
 {
-	if (c->bev == NULL || c->closed || c->closing)
+	if (c->bev == NULL || c->closed || c->closing || c->overflow)
 		return;
 	xml_write(bufferevent_get_output(c->bev), n, NS_CLIENT);
 	c->last_write = now_s(c);
+	check_overflow(c);
+}
+
+/* Reading waits while the output backs up or too many Redis calls are in flight. */
+static bool must_pause(const struct conn *c)
+{
+	return out_len(c) > c->srv->max_output / 4;
 }
 
 static void send_header(struct conn *c)
@@ -343,6 +381,7 @@ static void start_tls_now(struct conn *c)
 	c->header_sent = false;
 	xmlstream_reset(c->xs);
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	bufferevent_setwatermark(c->bev, EV_WRITE, c->srv->max_output / 4, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 }
 
@@ -404,6 +443,8 @@ static void on_element(void *ctx, struct xnode *el)
 		stanza_route(c, el);
 	}
 	xnode_free(el);
+	if (c->in_feed && !c->closing && must_pause(c))
+		xmlstream_suspend(c->xs);
 }
 
 static void after_parse(struct conn *c, enum xmlstream_result r, const char *cond,
@@ -446,7 +487,7 @@ static void drain_input(struct conn *c)
 
 void conn_resume(struct conn *c)
 {
-	if (c->closed || c->closing)
+	if (c->closed || c->closing || c->auth_pending || c->starttls_pending || must_pause(c))
 		return;
 	conn_ref(c);
 	if (xmlstream_suspended(c->xs)) {
@@ -469,15 +510,29 @@ static void on_read(struct bufferevent *bev, void *arg)
 	drain_input(arg);
 }
 
+/* Called when the output drops to a quarter of max_output or less. */
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct conn *c = arg;
-	if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+	bool empty = evbuffer_get_length(bufferevent_get_output(bev)) == 0;
+	if (c->closing) {
+		if (empty)
+			conn_close_now(c);
 		return;
-	if (c->closing)
-		conn_close_now(c);
-	else if (c->starttls_pending)
-		start_tls_now(c);
+	}
+	if (c->starttls_pending) {
+		if (empty)
+			start_tls_now(c);
+		return;
+	}
+	conn_ref(c);
+	if (xmlstream_suspended(c->xs))
+		conn_resume(c);
+	if (c->offline_more && !c->closed && !c->closing && c->session != NULL) {
+		c->offline_more = false;
+		offline_deliver(c->srv, c->session);
+	}
+	conn_unref(c);
 }
 
 static void on_event(struct bufferevent *bev, short what, void *arg)

@@ -11,7 +11,9 @@
  * Both keys expire xmpp.offline_ttl after the last stanza arrived.
  *
  * Delivery reads the list, writes it to the session and only then trims what it wrote, so
- * nothing is lost when the session dies in between. */
+ * nothing is lost when the session dies in between. It writes while the session's output
+ * stays below half of xmpp.max_output; the rest follows once the client has read that
+ * (conn.c's write callback calls offline_deliver() again). */
 #include "xmpp.h"
 #include "log.h"
 #include "store_keys.h"
@@ -20,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
 
 
 /* KEYS: list, byte count, token index, roster. ARGV: stanza, max stanzas, max bytes, ttl. */
@@ -137,15 +142,19 @@ static void fetched(redisReply *reply, void *data)
 	struct conn *c = fc->conn;
 	struct server *srv = c->srv;
 	if (reply != NULL && reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
-	    !c->closed && !c->closing && c->session != NULL) {
+	    !c->closed && !c->closing && c->session != NULL && c->bev != NULL) {
+		struct evbuffer *out = bufferevent_get_output(c->bev);
 		size_t n = 0, bytes = 0;
 		for (; n < reply->elements; n++) {
 			const redisReply *e = reply->element[n];
+			if (n > 0 && evbuffer_get_length(out) + e->len > srv->max_output / 2)
+				break;
 			if (e->type == REDIS_REPLY_STRING) {
 				conn_send_raw(c, e->str, e->len);
 				bytes += e->len;
 			}
 		}
+		c->offline_more = n < reply->elements;
 		char *key = offline_key(srv, fc->bare);
 		char *bytes_key = offline_bytes_key(srv, fc->bare);
 		char count[24], size[24];

@@ -64,6 +64,10 @@ struct server *server_new(struct event_base *base, const struct config *cfg)
 	srv->max_roster = (size_t)cfg->xmpp.max_roster;
 	srv->max_offline = (size_t)cfg->xmpp.max_offline;
 	srv->max_offline_bytes = (size_t)cfg->xmpp.max_offline_bytes;
+	/* One stanza routed to a client must always fit. */
+	srv->max_output = (size_t)cfg->xmpp.max_output;
+	if (srv->max_output < 2 * limits.max_stanza)
+		srv->max_output = 2 * limits.max_stanza;
 	srv->auth_failures = (unsigned)cfg->xmpp.auth_failures;
 	srv->version = cfg->xmpp.version;
 	struct timeval tick = {5, 0};

@@ -77,6 +77,7 @@ struct server {
 	struct xmlstream_limits limits;
 	long long idle_timeout, keepalive, offline_ttl;
 	size_t max_roster, max_offline, max_offline_bytes;
+	size_t max_output; /* bytes queued for one connection */
 	unsigned auth_failures;
 	bool version;
 	bool stopping;
@@ -97,6 +98,8 @@ struct conn {
 	bool direct_tls, tls, closing, closed, header_sent, in_feed;
 	bool starttls_pending; /* <proceed/> queued; switch once it is written */
 	bool restart_pending;  /* SASL done; the next bytes start a new stream */
+	bool overflow;         /* output past max_output: the stream ends */
+	bool offline_more;     /* offline delivery stopped at the output limit */
 	const struct domain *domain;
 	char stream_id[33];
 	char addr[64]; /* client IP, for logs and rate limits */
