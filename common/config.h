@@ -111,6 +111,10 @@ struct config {
 		long long max_offline;
 		long long max_offline_bytes;
 		long long max_output;
+		long long max_connections;
+		long long max_connections_per_ip;
+		long long auth_timeout;
+		long long tls_timeout;
 		long long offline_ttl;
 		long long auth_failures;
 		bool version;

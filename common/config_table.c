@@ -388,6 +388,20 @@ const struct setting config_settings[] = {
 	 "Most bytes queued for a client that does not read (at least twice max_stanza_size is "
 	 "used); more ends its stream with policy-violation. Above a quarter of it, the server "
 	 "stops reading from that client until it has read."},
+	{"xmpp", "max_connections", SETTING_INT, TOP(xmpp.max_connections), "30000", 1, 10000000,
+	 NULL, 0, PROG_XMPP, "number",
+	 "Most client connections at once; further ones are closed as they arrive."},
+	{"xmpp", "max_connections_per_ip", SETTING_INT, TOP(xmpp.max_connections_per_ip), "1000",
+	 0, 10000000, NULL, 0, PROG_XMPP, "number, 0: no cap",
+	 "Most client connections at once from one IPv4 address or one IPv6 /64 (a campus NAT "
+	 "may need many)."},
+	{"xmpp", "auth_timeout", SETTING_DURATION, TOP(xmpp.auth_timeout), "60", 1, 3600, NULL, 0,
+	 PROG_XMPP, "seconds, or with s, m or h",
+	 "A connection that has not authenticated this long after it was accepted is closed "
+	 "(connection-timeout), whatever it sends."},
+	{"xmpp", "tls_timeout", SETTING_DURATION, TOP(xmpp.tls_timeout), "10", 1, 300, NULL, 0,
+	 PROG_XMPP, "seconds, or with s, m or h",
+	 "A TLS handshake (direct TLS or after STARTTLS) that takes longer is dropped."},
 	{"xmpp", "idle_timeout", SETTING_DURATION, TOP(xmpp.idle_timeout), "10m", 30, 86400, NULL,
 	 0, PROG_XMPP, "seconds, or with s, m or h",
 	 "A connection that sends nothing for this long is closed (connection-timeout)."},

@@ -9,6 +9,7 @@
  * the write callback (output at or below the quarter) and the end of Redis calls resume
  * it. */
 #include "xmpp.h"
+#include "hashmap.h"
 #include "log.h"
 #include "util.h"
 
@@ -73,6 +74,43 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		conn_send_raw(c, " ", 1);
 }
 
+/* The TLS handshake or the authentication took too long (whitespace does not count). */
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->closed || c->closing || c->authed)
+		return;
+	if (c->handshaking) {
+		log_event(LOG_LEVEL_INFO, "tls_timeout", "addr", c->addr, NULL);
+		conn_close_now(c);
+		return;
+	}
+	conn_stream_error(c, "connection-timeout", "authenticate sooner");
+}
+
+/* Arm the deadline: the TLS handshake's when handshaking (never past the authentication
+ * deadline), else the authentication's. */
+static void arm_deadline(struct conn *c)
+{
+	if (c->deadline == NULL || c->authed)
+		return;
+	long long left = c->srv->auth_timeout - (long long)(now_s(c) - c->accepted);
+	if (c->handshaking && c->srv->tls_timeout < left)
+		left = c->srv->tls_timeout;
+	struct timeval tv = {left > 0 ? (time_t)left : 0, 0};
+	event_add(c->deadline, &tv);
+}
+
+void conn_authed(struct conn *c)
+{
+	if (c->deadline != NULL) {
+		event_free(c->deadline);
+		c->deadline = NULL;
+	}
+}
+
 static struct conn *conn_alloc(struct server *srv)
 {
 	struct conn *c = xcalloc(1, sizeof(*c));
@@ -81,7 +119,9 @@ static struct conn *conn_alloc(struct server *srv)
 	c->fd = -1;
 	c->id = ++srv->next_conn_id;
 	c->xs = xmlstream_new(&srv->limits, &handlers, c);
-	c->last_read = c->last_write = now_s(c);
+	if (srv->limits.max_stanza > PREBIND_STANZA_MAX)
+		xmlstream_set_max_stanza(c->xs, PREBIND_STANZA_MAX);
+	c->last_read = c->last_write = c->accepted = now_s(c);
 	c->next = srv->conns;
 	if (srv->conns != NULL)
 		srv->conns->prev = c;
@@ -90,11 +130,21 @@ static struct conn *conn_alloc(struct server *srv)
 	return c;
 }
 
-struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr, bool direct_tls)
+struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr,
+		      const char *ipkey, bool direct_tls)
 {
 	struct conn *c = conn_alloc(srv);
 	c->fd = fd;
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	if (srv->max_conns_per_ip > 0) {
+		snprintf(c->ipkey, sizeof(c->ipkey), "%s", ipkey);
+		unsigned *n = hashmap_get(srv->per_ip, ipkey);
+		if (n == NULL) {
+			n = xcalloc(1, sizeof(*n));
+			hashmap_put(srv->per_ip, ipkey, n);
+		}
+		(*n)++;
+	}
 	c->direct_tls = direct_tls;
 	if (direct_tls) {
 		SSL *ssl = tls_new_ssl(srv, true);
@@ -118,6 +168,9 @@ struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr, 
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	c->timer = event_new(srv->base, -1, EV_PERSIST, on_timer, c);
 	event_add(c->timer, srv->tick);
+	c->handshaking = direct_tls;
+	c->deadline = evtimer_new(srv->base, on_deadline, c);
+	arm_deadline(c);
 	log_event(LOG_LEVEL_DEBUG, "conn_open", "addr", c->addr, "tls", direct_tls ? "direct" : "starttls",
 		  NULL);
 	return c;
@@ -160,6 +213,12 @@ void conn_close_now(struct conn *c)
 	if (c->timer != NULL) {
 		event_free(c->timer);
 		c->timer = NULL;
+	}
+	conn_authed(c); /* frees the deadline */
+	if (c->ipkey[0] != '\0') {
+		unsigned *n = hashmap_get(c->srv->per_ip, c->ipkey);
+		if (n != NULL && --*n == 0)
+			free(hashmap_remove(c->srv->per_ip, c->ipkey));
 	}
 	if (c->bev != NULL && c->own_bev)
 		bufferevent_free(c->bev);
@@ -379,6 +438,8 @@ static void start_tls_now(struct conn *c)
 	c->fd = -1;
 	c->tls = true;
 	c->header_sent = false;
+	c->handshaking = true;
+	arm_deadline(c);
 	xmlstream_reset(c->xs);
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, c->srv->max_output / 4, 0);
@@ -539,8 +600,11 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct conn *c = arg;
 	(void)bev;
-	if (what & BEV_EVENT_CONNECTED)
-		return; /* TLS handshake done */
+	if (what & BEV_EVENT_CONNECTED) { /* TLS handshake done */
+		c->handshaking = false;
+		arm_deadline(c);
+		return;
+	}
 	if (what & BEV_EVENT_ERROR) {
 		unsigned long e = bufferevent_get_openssl_error(c->bev);
 		if (e != 0 && !c->header_sent)

@@ -101,6 +101,7 @@ static void auth_done(int result, const char *hash, const char *why, void *data)
 		token_id_from_hash(hash, id);
 	if (result == STORE_OK) {
 		c->authed = true;
+		conn_authed(c);
 		c->bare = ac->bare;
 		ac->bare = NULL;
 		memcpy(c->token_hash, hash, sizeof(c->token_hash));

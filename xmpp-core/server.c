@@ -1,12 +1,15 @@
-/* The server object: hosted domains, listening sockets, accepted connections, and a
- * clean stop (every stream gets system-shutdown, then the loop ends once they are
- * written or after a grace period). */
+/* The server object: hosted domains, listening sockets, accepted connections (capped in
+ * all and per address: an IPv4 address or an IPv6 /64), and a clean stop (every stream
+ * gets system-shutdown, then the loop ends once they are written or after a grace
+ * period). When accept() fails for want of descriptors or memory, accepting pauses for
+ * ACCEPT_PAUSE_MS instead of spinning on the listener. */
 #include "xmpp.h"
 #include "server.h"
 #include "hashmap.h"
 #include "log.h"
 #include "util.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -20,6 +23,7 @@
 #include <event2/listener.h>
 
 #define STOP_GRACE_S 3
+#define ACCEPT_PAUSE_MS 500
 
 const struct domain *server_domain(const struct server *srv, const char *name)
 {
@@ -69,6 +73,11 @@ struct server *server_new(struct event_base *base, const struct config *cfg)
 	if (srv->max_output < 2 * limits.max_stanza)
 		srv->max_output = 2 * limits.max_stanza;
 	srv->auth_failures = (unsigned)cfg->xmpp.auth_failures;
+	srv->max_conns = (size_t)cfg->xmpp.max_connections;
+	srv->max_conns_per_ip = (size_t)cfg->xmpp.max_connections_per_ip;
+	srv->per_ip = hashmap_new();
+	srv->auth_timeout = cfg->xmpp.auth_timeout;
+	srv->tls_timeout = cfg->xmpp.tls_timeout;
 	srv->version = cfg->xmpp.version;
 	struct timeval tick = {5, 0};
 	srv->tick = event_base_init_common_timeout(base, &tick);
@@ -86,15 +95,83 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	char addr[64] = "?";
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, addr, sizeof(addr));
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, addr, sizeof(addr));
+	char addr[64], key[48];
+	server_addr_key(sa, addr, key);
+	if (srv->n_conns >= srv->max_conns) {
+		log_event(LOG_LEVEL_DEBUG, "conn_refused", "addr", addr, "why", "max_connections",
+			  NULL);
+		evutil_closesocket(fd);
+		return;
+	}
+	if (srv->max_conns_per_ip > 0) {
+		const unsigned *n = hashmap_get(srv->per_ip, key);
+		if (n != NULL && *n >= srv->max_conns_per_ip) {
+			log_event(LOG_LEVEL_DEBUG, "conn_refused", "addr", addr, "why",
+				  "max_connections_per_ip", NULL);
+			evutil_closesocket(fd);
+			return;
+		}
+	}
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evutil_make_socket_nonblocking(fd);
-	conn_new(srv, fd, addr, direct);
+	conn_new(srv, fd, addr, key, direct);
+}
+
+void server_addr_key(const struct sockaddr *sa, char addr[64], char key[48])
+{
+	snprintf(addr, 64, "?");
+	snprintf(key, 48, "?");
+	if (sa->sa_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, 64);
+		snprintf(key, 48, "%s", addr);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+		inet_ntop(AF_INET6, a6, addr, 64);
+		if (IN6_IS_ADDR_V4MAPPED(a6)) {
+			inet_ntop(AF_INET, &a6->s6_addr[12], key, 48);
+		} else {
+			const unsigned char *b = a6->s6_addr;
+			snprintf(key, 48, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", b[0], b[1], b[2],
+				 b[3], b[4], b[5], b[6], b[7]);
+		}
+	}
+}
+
+static void set_accepting(struct server *srv, bool on)
+{
+	for (size_t i = 0; i < srv->n_listeners; i++) {
+		if (on)
+			evconnlistener_enable(srv->listeners[i]);
+		else
+			evconnlistener_disable(srv->listeners[i]);
+	}
+}
+
+static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	if (!srv->stopping)
+		set_accepting(srv, true);
+}
+
+/* accept() failed: out of descriptors or memory pauses accepting for a moment. */
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+	struct server *srv = arg;
+	(void)l;
+	int err = EVUTIL_SOCKET_ERROR();
+	if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM)
+		return;
+	log_event(LOG_LEVEL_WARN, "accept_paused", "why", evutil_socket_error_to_string(err),
+		  NULL);
+	set_accepting(srv, false);
+	if (srv->accept_retry == NULL)
+		srv->accept_retry = evtimer_new(srv->base, on_accept_retry, srv);
+	struct timeval tv = {0, ACCEPT_PAUSE_MS * 1000};
+	evtimer_add(srv->accept_retry, &tv);
 }
 
 bool listener_is_direct(const struct server *srv, const struct evconnlistener *l)
@@ -130,6 +207,8 @@ static int listen_one(struct server *srv, const char *spec, bool direct, const c
 		srv->base, on_accept, srv, LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
 		1024, res->ai_addr, (int)res->ai_addrlen);
 	freeaddrinfo(res);
+	if (l != NULL)
+		evconnlistener_set_error_cb(l, on_accept_error);
 	if (l == NULL) {
 		snprintf(msg, sizeof(msg), "cannot listen on %s: %s", spec,
 			 evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
@@ -226,6 +305,9 @@ void server_free(struct server *srv)
 	hashmap_each(srv->accounts, free_account, NULL);
 	hashmap_free(srv->accounts);
 	ratelimit_free(srv->rl);
+	hashmap_free(srv->per_ip); /* empty: every connection is closed */
+	if (srv->accept_retry != NULL)
+		event_free(srv->accept_retry);
 	tls_free(srv);
 	for (size_t i = 0; i < srv->n_domains; i++) {
 		free(srv->domains[i].name);

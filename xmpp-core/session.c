@@ -92,6 +92,7 @@ static void bind_complete(struct conn *c, struct account *a)
 	s->next = a->sessions;
 	a->sessions = s;
 	c->session = s;
+	xmlstream_set_max_stanza(c->xs, c->srv->limits.max_stanza);
 	/* The new session is in place first, so the account outlives the old one's end. */
 	if (old != NULL) {
 		log_event(LOG_LEVEL_INFO, "session_replaced", "jid", s->full, NULL);

@@ -19,6 +19,7 @@ struct xmlstream {
 	unsigned depth;         /* 0 outside the stream, 1 inside it, 2+ inside a stanza */
 	struct xnode **stack;   /* stack[i]: open element at depth i + 2 */
 	size_t nodes;           /* in the current stanza */
+	unsigned ns_decls;      /* namespace declarations of the element being started */
 	long long mark;         /* where the current stanza (or the gap before it) began */
 	long long fed;          /* bytes given to this parser */
 	char *default_ns;       /* of the stream element */
@@ -58,7 +59,14 @@ static struct xnode *make_element(struct xmlstream *xs, const char *name, const 
 	const char *local = split_name(name, &ns);
 	struct xnode *n = xnode_new(ns != NULL ? ns : "", local);
 	free(ns);
-	unsigned count = 0;
+	/* Namespace declarations count as attributes: expat reports them apart. */
+	unsigned count = xs->ns_decls;
+	xs->ns_decls = 0;
+	if (count > xs->limits.max_attrs) {
+		fail(xs, "policy-violation", "too many attributes on one element");
+		xnode_free(n);
+		return NULL;
+	}
 	for (size_t i = 0; attrs[i] != NULL; i += 2) {
 		if (++count > xs->limits.max_attrs) {
 			fail(xs, "policy-violation", "too many attributes on one element");
@@ -73,9 +81,12 @@ static struct xnode *make_element(struct xmlstream *xs, const char *name, const 
 	return n;
 }
 
+/* The stanza so far, up to the end of the event being reported, within the cap. */
 static void check_size(struct xmlstream *xs)
 {
 	long long at = XML_GetCurrentByteIndex(xs->p);
+	if (at >= 0)
+		at += XML_GetCurrentByteCount(xs->p);
 	if (at >= 0 && at - xs->mark > (long long)xs->limits.max_stanza)
 		fail(xs, "policy-violation", "stanza too large");
 }
@@ -129,6 +140,9 @@ static void on_end(void *ud, const char *name)
 		xs->h.close(xs->ctx);
 		return;
 	}
+	check_size(xs);
+	if (failed(xs))
+		return;
 	xs->depth--;
 	if (xs->depth == 1) {
 		struct xnode *n = xs->stack[0];
@@ -161,6 +175,7 @@ static void on_text(void *ud, const char *s, int len)
 static void on_ns_start(void *ud, const char *prefix, const char *uri)
 {
 	struct xmlstream *xs = ud;
+	xs->ns_decls++;
 	if (xs->depth == 0 && prefix == NULL) {
 		free(xs->default_ns);
 		xs->default_ns = xstrdup(uri != NULL ? uri : "");
@@ -243,6 +258,7 @@ static void make_parser(struct xmlstream *xs)
 	XML_SetParamEntityParsing(xs->p, XML_PARAM_ENTITY_PARSING_NEVER);
 	xs->fed = 0;
 	xs->mark = 0;
+	xs->ns_decls = 0;
 	xs->err_condition = NULL;
 	xs->err_text = NULL;
 	xs->suspended = false;
@@ -280,6 +296,11 @@ void xmlstream_reset(struct xmlstream *xs)
 	clear_tree(xs);
 	XML_ParserFree(xs->p);
 	make_parser(xs);
+}
+
+void xmlstream_set_max_stanza(struct xmlstream *xs, size_t max_stanza)
+{
+	xs->limits.max_stanza = max_stanza;
 }
 
 int xmlstream_suspended(const struct xmlstream *xs)

@@ -45,6 +45,9 @@ struct xmlstream *xmlstream_new(const struct xmlstream_limits *limits,
 				const struct xmlstream_handlers *handlers, void *ctx);
 void xmlstream_free(struct xmlstream *xs);
 
+/* Change the stanza size cap (it holds across resets). */
+void xmlstream_set_max_stanza(struct xmlstream *xs, size_t max_stanza);
+
 /* Start a new stream (after TLS or SASL): a fresh parser; anything kept is dropped.
  * Never call from inside a handler. */
 void xmlstream_reset(struct xmlstream *xs);

@@ -24,6 +24,7 @@
 
 struct event_base;
 struct event;
+struct sockaddr;
 struct bufferevent;
 struct evconnlistener;
 struct hashmap;
@@ -51,6 +52,7 @@ struct xredis;
 #define ROSTER_NAME_MAX 1024
 #define ROSTER_GROUPS_MAX 32
 #define SESSIONS_PER_ACCOUNT_MAX 64
+#define PREBIND_STANZA_MAX 16384 /* bytes of one element before a resource is bound */
 #define OFFLINE_STANZA_MAX 65536 /* bytes of one stored stanza, with its delay stamp */
 
 struct domain {
@@ -78,6 +80,10 @@ struct server {
 	long long idle_timeout, keepalive, offline_ttl;
 	size_t max_roster, max_offline, max_offline_bytes;
 	size_t max_output; /* bytes queued for one connection */
+	size_t max_conns, max_conns_per_ip; /* 0: no cap per address */
+	struct hashmap *per_ip;             /* address key -> unsigned count */
+	long long auth_timeout, tls_timeout;
+	struct event *accept_retry;         /* re-enables accepting after EMFILE */
 	unsigned auth_failures;
 	bool version;
 	bool stopping;
@@ -103,6 +109,10 @@ struct conn {
 	const struct domain *domain;
 	char stream_id[33];
 	char addr[64]; /* client IP, for logs and rate limits */
+	char ipkey[48]; /* addr, or an IPv6 address's /64: per-address caps */
+	struct event *deadline; /* TLS handshake, then authentication; NULL once authed */
+	time_t accepted;
+	bool handshaking;
 	time_t last_read, last_write;
 	/* SASL */
 	bool authed, auth_pending;
@@ -155,6 +165,8 @@ struct account {
 };
 
 /* ---- server.c */
+/* The per-address key of sa (IPv4 address, or IPv6 /64) and its printable address. */
+void server_addr_key(const struct sockaddr *sa, char addr[64], char key[48]);
 const struct domain *server_domain(const struct server *srv, const char *name);
 bool server_hosts(const struct server *srv, const char *domain);
 void server_conn_gone(struct server *srv);
@@ -168,7 +180,10 @@ void tls_free(struct server *srv);
 struct ssl_st *tls_new_ssl(struct server *srv, bool direct);
 
 /* ---- conn.c */
-struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr, bool direct_tls);
+struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr,
+		      const char *ipkey, bool direct_tls);
+/* Authentication succeeded: no deadline any more. */
+void conn_authed(struct conn *c);
 /* A connection over an existing bufferevent with no TLS layer (the fuzz target). */
 struct conn *conn_new_bev(struct server *srv, struct bufferevent *bev, bool pretend_tls);
 void conn_ref(struct conn *c);

@@ -73,3 +73,122 @@ def test_client_that_does_not_read_is_cut_off(env):
     assert rss_kib(pid) - before < 64 * 1024
     flood.close()
     sink.close()
+
+
+def open_raw(env):
+    s = socket.create_connection(("127.0.0.1", env.server.port), timeout=10)
+    s.sendall(b"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
+              b"xmlns:stream='http://etherx.jabber.org/streams' to='example.org' "
+              b"version='1.0'>")
+    return s
+
+
+def answered(s):
+    """True when the server sends stream features, False when it closes the socket."""
+    buf = b""
+    while b"</stream:features>" not in buf:
+        try:
+            chunk = s.recv(65536)
+        except ConnectionResetError:
+            return False
+        if not chunk:
+            return False
+        buf += chunk
+    return True
+
+
+def check_cap(env, cap):
+    # The fixture's own probes (connect, close) may still be counted for a moment.
+    deadline = time.monotonic() + 10
+    while True:
+        held = [open_raw(env) for _ in range(cap)]
+        if all(answered(s) for s in held):
+            break
+        for s in held:
+            s.close()
+        assert time.monotonic() < deadline, "the first connections were refused"
+        time.sleep(0.2)
+    extra = open_raw(env)
+    assert not answered(extra), "a connection past the cap was served"
+    extra.close()
+    held.pop().close()
+    deadline = time.monotonic() + 10
+    while True:  # a slot frees up once the server saw the close
+        s = open_raw(env)
+        if answered(s):
+            s.close()
+            break
+        s.close()
+        assert time.monotonic() < deadline, "the freed slot was never reused"
+        time.sleep(0.1)
+    for s in held:
+        s.close()
+
+
+def test_connection_cap_global(make_env):
+    env = make_env("max_connections = 3\nmax_connections_per_ip = 0")
+    check_cap(env, 3)
+    assert "max_connections" in env.server.log_text()
+
+
+def test_connection_cap_per_address(make_env):
+    env = make_env("max_connections = 100\nmax_connections_per_ip = 3")
+    check_cap(env, 3)
+    assert "max_connections_per_ip" in env.server.log_text()
+
+
+def test_deadline_to_authenticate(make_env):
+    env = make_env("auth_timeout = 2\ntls_timeout = 1")
+    r = Raw(env)
+    r.starttls()
+    t0 = time.monotonic()
+    # Whitespace keeps a connection from idling out, but not past the deadline.
+    r.sock.settimeout(0.3)
+    out = b""
+    closed = False
+    while time.monotonic() - t0 < 30:
+        try:
+            r.sock.sendall(b" ")
+            chunk = r.sock.recv(65536)
+            if not chunk:
+                closed = True
+                break
+            out += chunk
+        except socket.timeout:
+            continue
+        except (ssl_errors()):
+            closed = True
+            break
+    assert closed, "still open after 30 s"
+    assert b"connection-timeout" in out, out
+    # A TLS handshake that never starts is dropped as well.
+    s = socket.create_connection(("127.0.0.1", env.server.tls_port), timeout=30)
+    assert s.recv(100) == b""
+    s.close()
+    assert "tls_timeout" in env.server.log_text()
+
+
+def ssl_errors():
+    import ssl
+    return (ssl.SSLError, ConnectionResetError, BrokenPipeError)
+
+
+def test_small_stanza_cap_before_bind(env):
+    r = Raw(env)
+    r.starttls()
+    r.send("<message><body>" + "x" * 20000 + "</body></message>")
+    assert "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in r.read_to_close()
+    r.close()
+    # Once bound, the full max_stanza_size applies.
+    r = authed_raw(env, "big@example.org")
+    r.send("<message to='big@example.org/r' id='m1'><body>" + "x" * 20000 +
+           "</body></message>")
+    assert "id='m1'" in r.recv_until("</message>", timeout=10)
+    r.close()
+
+
+def test_namespace_declarations_count_as_attributes(env):
+    r = authed_raw(env, "ns@example.org")
+    decls = " ".join("xmlns:p%d='urn:x:%d'" % (i, i) for i in range(70))
+    r.send("<message %s to='ns@example.org/r'><body>x</body></message>" % decls)
+    assert "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in r.read_to_close()
