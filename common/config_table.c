@@ -422,8 +422,8 @@ const struct setting config_settings[] = {
 	 "Messages kept for an offline user are dropped this long after the last one arrived."},
 	{"xmpp", "auth_failures", SETTING_INT, TOP(xmpp.auth_failures), "5", 1, 1000, NULL, 0,
 	 PROG_XMPP, "number",
-	 "Failed logins allowed per client address and per JID in a minute; more are refused "
-	 "without checking the token."},
+	 "Failed logins per client address (IPv6: per /64) in a minute before every further "
+	 "check from there waits a second. Valid tokens are never refused."},
 	{"xmpp", "version", SETTING_BOOL, TOP(xmpp.version), "yes", 0, 0, NULL, 0, PROG_XMPP,
 	 "yes or no", "Answer XEP-0092 software version queries."},
 	{"xmpp", "user", SETTING_STRING, TOP(xmpp.user), NULL, 0, 0, NULL, 0, PROG_XMPP,

@@ -136,8 +136,8 @@ struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr,
 	struct conn *c = conn_alloc(srv);
 	c->fd = fd;
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	snprintf(c->ipkey, sizeof(c->ipkey), "%s", ipkey);
 	if (srv->max_conns_per_ip > 0) {
-		snprintf(c->ipkey, sizeof(c->ipkey), "%s", ipkey);
 		unsigned *n = hashmap_get(srv->per_ip, ipkey);
 		if (n == NULL) {
 			n = xcalloc(1, sizeof(*n));
@@ -180,6 +180,7 @@ struct conn *conn_new_bev(struct server *srv, struct bufferevent *bev, bool pret
 {
 	struct conn *c = conn_alloc(srv);
 	snprintf(c->addr, sizeof(c->addr), "test");
+	snprintf(c->ipkey, sizeof(c->ipkey), "test");
 	c->bev = bev;
 	c->tls = pretend_tls;
 	return c;
@@ -215,7 +216,7 @@ void conn_close_now(struct conn *c)
 		c->timer = NULL;
 	}
 	conn_authed(c); /* frees the deadline */
-	if (c->ipkey[0] != '\0') {
+	if (c->srv->max_conns_per_ip > 0 && c->ipkey[0] != '\0') {
 		unsigned *n = hashmap_get(c->srv->per_ip, c->ipkey);
 		if (n != NULL && --*n == 0)
 			free(hashmap_remove(c->srv->per_ip, c->ipkey));

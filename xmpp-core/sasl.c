@@ -1,9 +1,15 @@
 /* SASL (RFC 6120 §6): PLAIN and OAUTHBEARER (RFC 7628), offered only over TLS. The token is
  * checked asynchronously with the token store's own verify script; while the check runs
  * the stream is paused. Outcomes: valid → success; refused → not-authorized; store
- * unavailable → temporary-auth-failure (never success). Failures count against the
- * client address and the JID; past xmpp.auth_failures a minute, attempts are refused
- * without a check. */
+ * unavailable → temporary-auth-failure (never success).
+ *
+ * Throttling: tokens are 256-bit random, so guessing one is hopeless and the only thing
+ * worth limiting is the cost of failed checks. Failures count against the client address
+ * (an IPv6 address by its /64); past xmpp.auth_failures a minute, every check from that
+ * address waits AUTH_PENALTY_MS first, and each connection gets AUTH_ATTEMPTS_MAX
+ * attempts. Nothing is ever refused because of failures: a valid token is accepted even
+ * from an address that failed often, and failures naming a JID never hold that user
+ * back, so neither a victim's JID nor a whole NAT can be locked out. */
 #include "xmpp.h"
 #include "jid.h"
 #include "log.h"
@@ -16,6 +22,8 @@
 
 #include <event2/event.h>
 #include <openssl/evp.h>
+
+#define AUTH_PENALTY_MS 1000
 
 void sasl_features(struct conn *c, struct xnode *features)
 {
@@ -85,6 +93,8 @@ struct auth_call {
 	struct conn *conn;
 	char *bare;
 	bool oauth;
+	char *token; /* while the check waits out a penalty; wiped */
+	size_t token_len;
 };
 
 static void auth_done(int result, const char *hash, const char *why, void *data)
@@ -121,10 +131,7 @@ static void auth_done(int result, const char *hash, const char *why, void *data)
 			  "why", why, NULL);
 		send_failure(c, "temporary-auth-failure", "the token store is unavailable");
 	} else {
-		char key[JID_BARE_MAX + 8];
-		ratelimit_fail(c->srv->rl, c->addr, tv.tv_sec);
-		snprintf(key, sizeof(key), "jid:%s", ac->bare);
-		ratelimit_fail(c->srv->rl, key, tv.tv_sec);
+		ratelimit_fail(c->srv->rl, c->ipkey, tv.tv_sec);
 		log_event(LOG_LEVEL_INFO, "auth_failed", "addr", c->addr, "jid", ac->bare, "token_id",
 			  id[0] != '\0' ? id : NULL, "why", why, NULL);
 		if (ac->oauth) {
@@ -144,6 +151,28 @@ out:
 	secret_free(ac->bare);
 	conn_unref(c);
 	free(ac);
+}
+
+/* The penalty is over: check the token now (or drop the call if the client left). */
+static void verify_later(evutil_socket_t fd, short what, void *arg)
+{
+	struct auth_call *ac = arg;
+	(void)fd;
+	(void)what;
+	char *token = ac->token;
+	size_t len = ac->token_len;
+	ac->token = NULL;
+	if (ac->conn->closed) {
+		secret_wipe(token, len);
+		free(token);
+		secret_free(ac->bare);
+		conn_unref(ac->conn);
+		free(ac);
+		return;
+	}
+	xredis_verify(ac->conn->srv->redis, token, len, ac->bare, auth_done, ac);
+	secret_wipe(token, len);
+	free(token);
 }
 
 /* Parse RFC 7628's client response: gs2 header "n,a=USER," then ^A-separated key=value
@@ -267,14 +296,7 @@ static void handle_auth(struct conn *c, struct xnode *el)
 	}
 	struct timeval tv;
 	event_base_gettimeofday_cached(c->srv->base, &tv);
-	char key[JID_BARE_MAX + 8];
-	snprintf(key, sizeof(key), "jid:%s", bare);
-	if (ratelimit_blocked(c->srv->rl, c->addr, tv.tv_sec) ||
-	    ratelimit_blocked(c->srv->rl, key, tv.tv_sec)) {
-		log_event(LOG_LEVEL_WARN, "auth_rate_limited", "addr", c->addr, "jid", bare, NULL);
-		send_failure(c, "not-authorized", "too many failed logins; try again later");
-		goto out;
-	}
+	bool penalty = ratelimit_blocked(c->srv->rl, c->ipkey, tv.tv_sec);
 	if (c->srv->redis == NULL) {
 		send_failure(c, "temporary-auth-failure", "no token store");
 		goto out;
@@ -287,6 +309,16 @@ static void handle_auth(struct conn *c, struct xnode *el)
 	conn_ref(c);
 	c->auth_pending = true;
 	xmlstream_suspend(c->xs);
+	if (penalty) {
+		log_event(LOG_LEVEL_WARN, "auth_rate_limited", "addr", c->addr, "jid", ac->bare,
+			  NULL);
+		ac->token = xstrndup(token, token_len);
+		ac->token_len = token_len;
+		struct timeval wait = {AUTH_PENALTY_MS / 1000, (AUTH_PENALTY_MS % 1000) * 1000};
+		if (event_base_once(c->srv->base, -1, EV_TIMEOUT, verify_later, ac, &wait) < 0)
+			abort();
+		goto out;
+	}
 	xredis_verify(c->srv->redis, token, token_len, ac->bare, auth_done, ac);
 out:
 	secret_wipe(msg, msg_cap);
