@@ -109,6 +109,13 @@ static void auth_done(int result, const char *hash, const char *why, void *data)
 	char id[TOKEN_ID_LEN + 1] = "";
 	if (strlen(hash) == TOKEN_HASH_HEX_LEN)
 		token_id_from_hash(hash, id);
+	if (result == STORE_OK && c->auth_revoked) {
+		/* The revocation overtook the check's answer (they come on different Redis
+		 * connections): the token is gone, whatever the check saw. */
+		result = STORE_INVALID;
+		why = "revoked while being checked";
+	}
+	c->auth_revoked = false;
 	if (result == STORE_OK) {
 		c->authed = true;
 		conn_authed(c);
@@ -308,6 +315,12 @@ static void handle_auth(struct conn *c, struct xnode *el)
 	bare = NULL;
 	conn_ref(c);
 	c->auth_pending = true;
+	c->auth_revoked = false;
+	/* session_revoked() matches this while the check is in flight. */
+	if (token_well_formed(token, token_len))
+		token_hash_hex(token, token_len, c->token_hash);
+	else
+		memset(c->token_hash, 0, sizeof(c->token_hash));
 	xmlstream_suspend(c->xs);
 	if (penalty) {
 		log_event(LOG_LEVEL_WARN, "auth_rate_limited", "addr", c->addr, "jid", ac->bare,

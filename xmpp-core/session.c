@@ -1,7 +1,9 @@
 /* Accounts and sessions: resource binding (RFC 6120 §7) with conflicts resolved by
  * replacing the older session, the account's roster loaded before the first bind is
  * answered, the end of a session, and revocation (closing every session that logged in
- * with a revoked token). */
+ * with a revoked token, and failing every login whose check of it is still in flight:
+ * the check's answer and the revocation arrive on different Redis connections, so the
+ * revocation may come first). */
 #include "xmpp.h"
 #include "hashmap.h"
 #include "jidx.h"
@@ -226,6 +228,11 @@ void session_revoked(struct server *srv, const char *hash)
 	struct conn **hit = xcalloc(n + 1, sizeof(*hit));
 	size_t k = 0;
 	for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+		if (c->auth_pending && !c->authed &&
+		    ct_equal(c->token_hash, hash, TOKEN_HASH_HEX_LEN)) {
+			c->auth_revoked = true; /* the check in flight must not succeed */
+			continue;
+		}
 		if (c->authed && !c->closing && ct_equal(c->token_hash, hash, TOKEN_HASH_HEX_LEN)) {
 			conn_ref(c);
 			hit[k++] = c;

@@ -116,10 +116,11 @@ struct conn {
 	time_t last_read, last_write;
 	/* SASL */
 	bool authed, auth_pending;
+	bool auth_revoked; /* token_hash was revoked while its check was in flight */
 	unsigned auth_attempts;
 	int oauth_failed;  /* OAUTHBEARER error challenge sent; expecting the dummy response */
 	char *bare;        /* the authenticated bare JID */
-	char token_hash[TOKEN_HASH_HEX_LEN + 1];
+	char token_hash[TOKEN_HASH_HEX_LEN + 1]; /* set when a check starts */
 	/* Resource binding */
 	bool bind_pending;
 	char *bind_resource, *bind_id;

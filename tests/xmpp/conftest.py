@@ -97,7 +97,7 @@ def free_port():
 class Server:
     """xmpp-core with a configuration for the fixture's Redis and certificates."""
 
-    def __init__(self, directory, redis, certs, extra=""):
+    def __init__(self, directory, redis, certs, extra="", redis_timeout=300):
         self.dir = Path(directory)
         self.port = free_port()
         self.tls_port = free_port()
@@ -106,10 +106,10 @@ class Server:
             d, certs / (d + ".pem"), certs / (d + ".key")) for d in DOMAINS)
         self.config.write_text(
             "[log]\nlevel = debug\n\n"
-            "[redis]\nurl = unix://%s\ntimeout_ms = 300\n\n"
+            "[redis]\nurl = unix://%s\ntimeout_ms = %d\n\n"
             "[token]\nservices = xmpp\n\n"
             "[xmpp]\nlisten = 127.0.0.1:%d\nlisten_tls = 127.0.0.1:%d\n%s\n\n%s"
-            % (redis.socket, self.port, self.tls_port, extra, domains))
+            % (redis.socket, redis_timeout, self.port, self.tls_port, extra, domains))
         self.log_path = self.dir / "xmpp-core.log"
         self.proc = None
 
@@ -174,12 +174,12 @@ class Env:
 def make_env(tmp_path_factory, certs):
     made = []
 
-    def make(extra=""):
+    def make(extra="", redis_timeout=300):
         d = tmp_path_factory.mktemp("xmpp")
         redis = Redis(d)
         redis.start()
         made.append(redis)
-        server = Server(d, redis, certs, extra)
+        server = Server(d, redis, certs, extra, redis_timeout)
         made.append(server)
         server.start()
         return Env(redis, server, certs)
