@@ -280,7 +280,21 @@ void conn_send_node(struct conn *c, const struct xnode *n)
 /* Reading waits while the output backs up or too many Redis calls are in flight. */
 static bool must_pause(const struct conn *c)
 {
-	return out_len(c) > c->srv->max_output / 4;
+	return out_len(c) > c->srv->max_output / 4 || c->redis_inflight >= REDIS_INFLIGHT_MAX;
+}
+
+void conn_redis_start(struct conn *c)
+{
+	conn_ref(c);
+	c->redis_inflight++;
+}
+
+void conn_redis_done(struct conn *c)
+{
+	c->redis_inflight--;
+	if (!c->closed && !c->in_feed && xmlstream_suspended(c->xs))
+		conn_resume(c);
+	conn_unref(c);
 }
 
 static void send_header(struct conn *c)

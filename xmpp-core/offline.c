@@ -60,7 +60,7 @@ static char *offline_bytes_key(const struct server *srv, const char *bare)
 }
 
 struct store_call {
-	struct conn *sender; /* referenced, or NULL */
+	struct conn *sender; /* counted with conn_redis_start(), or NULL */
 	struct xnode *stanza;
 };
 
@@ -71,7 +71,7 @@ static void stored(redisReply *reply, void *data)
 	if (!ok && sc->sender != NULL && !sc->sender->closed)
 		stanza_reply_error(sc->sender, sc->stanza, "cancel", "service-unavailable");
 	if (sc->sender != NULL)
-		conn_unref(sc->sender);
+		conn_redis_done(sc->sender);
 	xnode_free(sc->stanza);
 	free(sc);
 }
@@ -114,7 +114,7 @@ void offline_store(struct server *srv, const char *bare, const struct xnode *sta
 	struct store_call *sc = xcalloc(1, sizeof(*sc));
 	sc->sender = sender;
 	if (sender != NULL)
-		conn_ref(sender);
+		conn_redis_start(sender);
 	sc->stanza = xnode_copy(stanza);
 	const char *args[] = {key, bytes_key, tokens_key, roster_key, xml, max, max_bytes, ttl};
 	xredis_script(srv->redis, offline_push_lua, 4, 8, args, NULL, stored, sc);
@@ -126,7 +126,7 @@ void offline_store(struct server *srv, const char *bare, const struct xnode *sta
 }
 
 struct fetch_call {
-	struct conn *conn; /* referenced */
+	struct conn *conn; /* counted with conn_redis_start() */
 	char *bare;
 };
 
@@ -166,7 +166,7 @@ static void fetched(redisReply *reply, void *data)
 		free(bytes_key);
 		log_event(LOG_LEVEL_DEBUG, "offline_delivered", "jid", c->session->full, NULL);
 	}
-	conn_unref(c);
+	conn_redis_done(c);
 	free(fc->bare);
 	free(fc);
 }
@@ -177,7 +177,7 @@ void offline_deliver(struct server *srv, struct session *s)
 		return;
 	struct fetch_call *fc = xcalloc(1, sizeof(*fc));
 	fc->conn = s->conn;
-	conn_ref(s->conn);
+	conn_redis_start(s->conn);
 	fc->bare = xstrdup(s->acct->bare);
 	char *key = offline_key(srv, fc->bare);
 	char last[24];

@@ -72,6 +72,7 @@ static struct xnode *sub_stanza(const char *from, const char *to, const char *ty
 
 struct sub_ctx {
 	char *from, *to, *type;
+	struct conn *conn; /* the sender's, counted with conn_redis_start(); or NULL */
 };
 
 static struct sub_ctx *sub_ctx_new(const char *from, const char *to, const char *type)
@@ -85,6 +86,8 @@ static struct sub_ctx *sub_ctx_new(const char *from, const char *to, const char 
 
 static void sub_ctx_free(struct sub_ctx *x)
 {
+	if (x->conn != NULL)
+		conn_redis_done(x->conn);
 	free(x->from);
 	free(x->to);
 	free(x->type);
@@ -308,6 +311,8 @@ void presence_handle(struct conn *c, struct xnode *p, const char *to_bare, const
 				    : strcmp(type, "unsubscribe") == 0 ? "out_unsub"
 								       : "out_unsubd";
 		struct sub_ctx *x = sub_ctx_new(s->acct->bare, to_bare, type);
+		x->conn = c;
+		conn_redis_start(c);
 		if (roster_sub_step(srv, s->acct->bare, to_bare, event, out_done, x) < 0)
 			sub_ctx_free(x);
 		return;

@@ -1,5 +1,6 @@
 /* xmpp-core's Redis connections (hiredis async on the libevent loop): one for commands and
- * scripts, one subscribed to the revocation channel.
+ * scripts on behalf of users, one for token checks (so that users' traffic cannot delay
+ * logins past redis.timeout_ms), and one subscribed to the revocation channel.
  *
  * hiredis 0.14 has no timeouts of its own, so a watchdog tick drops a command connection
  * whose oldest command has waited longer than redis.timeout_ms (or that has not connected
@@ -28,10 +29,14 @@ struct xredis {
 	char *where;
 	char *channel;
 	long long timeout_ms;
-	redisAsyncContext *cmd, *sub;
-	struct timeval cmd_since, sub_since; /* connect started */
-	void *head_seen;                     /* oldest pending command at the last tick */
-	struct timeval head_since;
+	struct rconn {
+		redisAsyncContext *ac;
+		struct timeval since;      /* connect started */
+		void *head_seen;           /* oldest pending command at the last tick */
+		struct timeval head_since;
+	} cmd, auth;
+	redisAsyncContext *sub;
+	struct timeval sub_since;
 	struct timeval next_retry;
 	bool was_up; /* for logging state changes once */
 	struct event *tick;
@@ -53,12 +58,20 @@ static void note_state(struct xredis *r, bool up, const char *why)
 		log_event(LOG_LEVEL_WARN, "redis_down", "where", r->where, "why", why, NULL);
 }
 
+static void forget(struct xredis *r, const redisAsyncContext *ac)
+{
+	if (r->cmd.ac == ac)
+		r->cmd.ac = NULL;
+	if (r->auth.ac == ac)
+		r->auth.ac = NULL;
+}
+
 static void on_cmd_connect(const redisAsyncContext *ac, int status)
 {
 	struct xredis *r = ac->data;
 	if (status != REDIS_OK) {
 		note_state(r, false, ac->errstr);
-		r->cmd = NULL; /* hiredis frees it */
+		forget(r, ac); /* hiredis frees it */
 		return;
 	}
 	note_state(r, true, NULL);
@@ -68,8 +81,7 @@ static void on_cmd_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct xredis *r = ac->data;
 	note_state(r, false, status == REDIS_OK ? "connection dropped" : ac->errstr);
-	if (r->cmd == ac)
-		r->cmd = NULL;
+	forget(r, ac);
 }
 
 static void on_sub_connect(const redisAsyncContext *ac, int status)
@@ -148,20 +160,24 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct timeval now;
 	event_base_gettimeofday_cached(r->srv->base, &now);
-	if (r->cmd != NULL) {
-		bool connected = (r->cmd->c.flags & REDIS_CONNECTED) != 0;
-		void *head = r->cmd->replies.head;
-		if (head != r->head_seen) {
-			r->head_seen = head;
-			r->head_since = now;
+	struct rconn *rcs[] = {&r->cmd, &r->auth};
+	for (size_t i = 0; i < 2; i++) {
+		struct rconn *rc = rcs[i];
+		if (rc->ac == NULL)
+			continue;
+		bool connected = (rc->ac->c.flags & REDIS_CONNECTED) != 0;
+		void *head = rc->ac->replies.head;
+		if (head != rc->head_seen) {
+			rc->head_seen = head;
+			rc->head_since = now;
 		}
-		bool hung = (!connected && ms_since(&r->cmd_since, &now) > r->timeout_ms) ||
-			    (head != NULL && ms_since(&r->head_since, &now) > r->timeout_ms);
+		bool hung = (!connected && ms_since(&rc->since, &now) > r->timeout_ms) ||
+			    (head != NULL && ms_since(&rc->head_since, &now) > r->timeout_ms);
 		if (hung) {
 			note_state(r, false, "did not answer in time");
-			redisAsyncContext *ac = r->cmd;
-			r->cmd = NULL;
-			r->head_seen = NULL;
+			redisAsyncContext *ac = rc->ac;
+			rc->ac = NULL;
+			rc->head_seen = NULL;
 			redisAsyncFree(ac);
 			r->next_retry = now;
 			r->next_retry.tv_usec += RETRY_MS * 1000;
@@ -173,13 +189,17 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 		r->sub = NULL;
 		redisAsyncFree(ac);
 	}
-	if ((r->cmd == NULL || r->sub == NULL) && ms_since(&r->next_retry, &now) >= 0) {
+	if ((r->cmd.ac == NULL || r->auth.ac == NULL || r->sub == NULL) &&
+	    ms_since(&r->next_retry, &now) >= 0) {
 		r->next_retry = now;
 		r->next_retry.tv_usec += RETRY_MS * 1000;
-		if (r->cmd == NULL) {
-			r->cmd = connect_one(r, on_cmd_connect, on_cmd_disconnect);
-			r->cmd_since = now;
-			r->head_seen = NULL;
+		for (size_t i = 0; i < 2; i++) {
+			struct rconn *rc = rcs[i];
+			if (rc->ac == NULL) {
+				rc->ac = connect_one(r, on_cmd_connect, on_cmd_disconnect);
+				rc->since = now;
+				rc->head_seen = NULL;
+			}
 		}
 		if (r->sub == NULL) {
 			r->sub = connect_one(r, on_sub_connect, on_sub_disconnect);
@@ -219,10 +239,13 @@ void xredis_free(struct xredis *r)
 		return;
 	if (r->tick != NULL)
 		event_free(r->tick);
-	if (r->cmd != NULL) {
-		redisAsyncContext *ac = r->cmd;
-		r->cmd = NULL;
-		redisAsyncFree(ac);
+	struct rconn *rcs[] = {&r->cmd, &r->auth};
+	for (size_t i = 0; i < 2; i++) {
+		if (rcs[i]->ac != NULL) {
+			redisAsyncContext *ac = rcs[i]->ac;
+			rcs[i]->ac = NULL;
+			redisAsyncFree(ac);
+		}
 	}
 	if (r->sub != NULL) {
 		redisAsyncContext *ac = r->sub;
@@ -264,8 +287,8 @@ static void fail_later(struct server *srv, xredis_cb *cb, void *data)
 void xredis_script(struct xredis *r, const char *source, int nkeys, int nargs,
 		   const char *const *args, const size_t *lens, xredis_cb *cb, void *data)
 {
-	if (r->cmd == NULL ||
-	    store_async_script(r->cmd, source, nkeys, nargs, args, lens, cb, data) < 0)
+	if (r->cmd.ac == NULL ||
+	    store_async_script(r->cmd.ac, source, nkeys, nargs, args, lens, cb, data) < 0)
 		fail_later(r->srv, cb, data);
 }
 
@@ -289,8 +312,8 @@ void xredis_command(struct xredis *r, int argc, const char *const *argv, const s
 	struct plain_call *pc = xcalloc(1, sizeof(*pc));
 	pc->cb = cb;
 	pc->data = data;
-	if (r->cmd == NULL ||
-	    redisAsyncCommandArgv(r->cmd, plain_reply, pc, argc, (const char **)argv, lens) !=
+	if (r->cmd.ac == NULL ||
+	    redisAsyncCommandArgv(r->cmd.ac, plain_reply, pc, argc, (const char **)argv, lens) !=
 		    REDIS_OK) {
 		free(pc);
 		fail_later(r->srv, cb, data);
@@ -332,7 +355,7 @@ void xredis_verify(struct xredis *r, const char *token, size_t len, const char *
 		fail_later(r->srv, verify_deferred, vc);
 		return;
 	}
-	if (r->cmd == NULL || store_async_verify(r->cmd, r->srv->prefix, token, len, jid, "xmpp",
+	if (r->auth.ac == NULL || store_async_verify(r->auth.ac, r->srv->prefix, token, len, jid, "xmpp",
 						 verify_done, vc) < 0) {
 		vc->result = STORE_UNAVAILABLE;
 		vc->why = "the token store is unavailable";

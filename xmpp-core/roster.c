@@ -260,14 +260,14 @@ static void roster_get(struct conn *c, struct xnode *iq)
 /* A roster set or remove in flight: answers the client and pushes on completion. */
 struct roster_call {
 	struct server *srv;
-	struct conn *conn; /* referenced */
+	struct conn *conn; /* counted with conn_redis_start() */
 	struct xnode *iq;  /* the request, for the reply */
 	char *bare, *contact;
 };
 
 static void roster_call_free(struct roster_call *rc)
 {
-	conn_unref(rc->conn);
+	conn_redis_done(rc->conn);
 	xnode_free(rc->iq);
 	free(rc->bare);
 	free(rc->contact);
@@ -411,7 +411,7 @@ static void roster_set(struct conn *c, struct xnode *iq, struct xnode *q)
 	struct roster_call *rc = xcalloc(1, sizeof(*rc));
 	rc->srv = c->srv;
 	rc->conn = c;
-	conn_ref(c);
+	conn_redis_start(c);
 	rc->iq = xnode_copy(iq);
 	rc->bare = xstrdup(c->session->acct->bare);
 	rc->contact = xstrdup(j.bare);

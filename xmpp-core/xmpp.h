@@ -52,6 +52,7 @@ struct xredis;
 #define ROSTER_NAME_MAX 1024
 #define ROSTER_GROUPS_MAX 32
 #define SESSIONS_PER_ACCOUNT_MAX 64
+#define REDIS_INFLIGHT_MAX 16 /* Redis calls one connection may have in flight */
 #define PREBIND_STANZA_MAX 16384 /* bytes of one element before a resource is bound */
 #define OFFLINE_STANZA_MAX 65536 /* bytes of one stored stanza, with its delay stamp */
 
@@ -106,6 +107,7 @@ struct conn {
 	bool restart_pending;  /* SASL done; the next bytes start a new stream */
 	bool overflow;         /* output past max_output: the stream ends */
 	bool offline_more;     /* offline delivery stopped at the output limit */
+	unsigned redis_inflight; /* Redis calls made for this client, not yet answered */
 	const struct domain *domain;
 	char stream_id[33];
 	char addr[64]; /* client IP, for logs and rate limits */
@@ -196,6 +198,10 @@ void conn_send_raw(struct conn *c, const char *data, size_t len);
 /* End the stream with a stream error (condition NULL: a plain close) and close the
  * connection once the output is written. */
 void conn_stream_error(struct conn *c, const char *condition, const char *text);
+/* A Redis call on behalf of c starts (c is referenced) or ends (the reference dropped;
+ * reading resumes once few enough are in flight). */
+void conn_redis_start(struct conn *c);
+void conn_redis_done(struct conn *c);
 /* Continue reading after an asynchronous step that paused the stream. */
 void conn_resume(struct conn *c);
 void conn_close_now(struct conn *c);

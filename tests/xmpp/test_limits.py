@@ -192,3 +192,36 @@ def test_namespace_declarations_count_as_attributes(env):
     decls = " ".join("xmlns:p%d='urn:x:%d'" % (i, i) for i in range(70))
     r.send("<message %s to='ns@example.org/r'><body>x</body></message>" % decls)
     assert "<policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in r.read_to_close()
+
+
+def test_redis_calls_in_flight_pause_the_client(make_env):
+    env = make_env(redis_timeout=10000)
+    r = authed_raw(env, "busy@example.org")
+    sets = "".join("<iq type='set' id='s%d'><query xmlns='jabber:iq:roster'>"
+                   "<item jid='c%d@example.org'/></query></iq>" % (i, i) for i in range(40))
+    env.redis.proc.send_signal(19)  # SIGSTOP: every roster set waits for Redis
+    try:
+        r.send(sets + "<iq type='get' id='p1'><ping xmlns='urn:xmpp:ping'/></iq>")
+        # The ping needs no Redis, but it sits behind more calls than one client may have
+        # in flight, so it is not even read until Redis answers.
+        r.sock.settimeout(1.0)
+        got = b""
+        try:
+            while True:
+                chunk = r.sock.recv(65536)
+                if not chunk:
+                    break
+                got += chunk
+        except (socket.timeout, TimeoutError):
+            pass
+        assert b"id='p1'" not in got, "read past the in-flight cap"
+        r.buf = got
+    finally:
+        env.redis.proc.send_signal(18)  # SIGCONT
+    r.sock.settimeout(20)
+    while any(("id='s%d'" % i).encode() not in r.buf for i in range(40)) or \
+            b"id='p1'" not in r.buf:
+        chunk = r.sock.recv(65536)
+        assert chunk, r.buf[-300:]
+        r.buf += chunk
+    r.close()
