@@ -502,6 +502,7 @@ static void on_element(void *ctx, struct xnode *el)
 			conn_stream_error(c, "policy-violation", "already authenticated");
 		else
 			sasl_element(c, el);
+		xnode_wipe_text(el); /* credentials */
 	} else if (strcmp(el->ns, NS_CLIENT) != 0 ||
 		   (strcmp(el->name, "message") != 0 && strcmp(el->name, "presence") != 0 &&
 		    strcmp(el->name, "iq") != 0)) {
@@ -549,6 +550,8 @@ void conn_input(struct conn *c, const char *data, size_t len)
 static void drain_input(struct conn *c)
 {
 	char buf[READ_CHUNK];
+	bool secret = !c->authed; /* may hold credentials */
+	size_t used = 0;
 	conn_ref(c);
 	while (!c->closed && !c->closing && !c->starttls_pending && c->bev != NULL &&
 	       !xmlstream_suspended(c->xs)) {
@@ -556,8 +559,12 @@ static void drain_input(struct conn *c)
 		int n = evbuffer_remove(in, buf, sizeof(buf));
 		if (n <= 0)
 			break;
+		if ((size_t)n > used)
+			used = (size_t)n;
 		conn_input(c, buf, (size_t)n);
 	}
+	if (secret)
+		secret_wipe(buf, used);
 	conn_unref(c);
 }
 

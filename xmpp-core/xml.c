@@ -45,7 +45,12 @@ void xnode_add_text(struct xnode *parent, const char *text, size_t len)
 	/* Merge with a preceding text node (expat delivers text in pieces). */
 	if (parent->n_children > 0 && parent->children[parent->n_children - 1]->name == NULL) {
 		struct xnode *t = parent->children[parent->n_children - 1];
-		t->text = xrealloc(t->text, t->text_len + len + 1);
+		/* Not realloc: the old copy is wiped, as the text may be a secret. */
+		char *grown = xcalloc(1, t->text_len + len + 1);
+		memcpy(grown, t->text, t->text_len);
+		secret_wipe(t->text, t->text_len);
+		free(t->text);
+		t->text = grown;
 		memcpy(t->text + t->text_len, text, len);
 		t->text_len += len;
 		t->text[t->text_len] = '\0';
@@ -158,6 +163,16 @@ char *xnode_text(const struct xnode *n)
 		}
 	}
 	return s;
+}
+
+void xnode_wipe_text(struct xnode *n)
+{
+	if (n->name == NULL) {
+		secret_wipe(n->text, n->text_len);
+		return;
+	}
+	for (size_t i = 0; i < n->n_children; i++)
+		xnode_wipe_text(n->children[i]);
 }
 
 struct xnode *xnode_copy(const struct xnode *n)

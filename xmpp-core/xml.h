@@ -53,6 +53,8 @@ struct xnode *xnode_child(const struct xnode *node, const char *ns, const char *
 size_t xnode_element_count(const struct xnode *node);
 /* Concatenated text of node's direct text children (new string). */
 char *xnode_text(const struct xnode *node);
+/* Overwrite the text of every text node under node with zeros (secrets, before freeing). */
+void xnode_wipe_text(struct xnode *node);
 /* A deep copy. */
 struct xnode *xnode_copy(const struct xnode *node);
 

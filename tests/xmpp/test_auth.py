@@ -1,6 +1,6 @@
 """Login throttling never locks out a user with a valid token, and a revocation that
 races a login in progress is not missed (whichever of the check's answer and the
-revocation xmpp-core sees first; tests/unit/test_xmpp_revoke.c covers the revocation
+revocation xmpp-core sees first; tests/unit/test_xmpp_core.c covers the revocation
 arriving first, which this test cannot force)."""
 import asyncio
 import base64

@@ -1,7 +1,8 @@
-/* xmpp-core: a revocation that arrives while a login's token check is in flight marks
- * that login so its completion refuses it (the check's answer and the revocation come
- * on different Redis connections, so the revocation may come first); sessions that
- * already logged in with the token are ended. No network, no Redis. */
+/* xmpp-core's objects without a network or Redis: a revocation that arrives while a
+ * login's token check is in flight marks that login so its completion refuses it (the
+ * check's answer and the revocation come on different Redis connections, so the
+ * revocation may come first), and sessions that logged in with the token end; the text
+ * of an element (SASL credentials) is wiped, also the pieces merged while parsing. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,10 +84,27 @@ static void test_revoked_while_checking(void **state)
 	config_free(f.cfg);
 }
 
+static void test_wipe_text(void **state)
+{
+	(void)state;
+	struct xnode *auth = xnode_new("urn:ietf:params:xml:ns:xmpp-sasl", "auth");
+	xnode_add_text(auth, "c2VjcmV0", 8);
+	xnode_add_text(auth, "dG9rZW4=", 8); /* merged into one text node */
+	assert_int_equal(auth->n_children, 1);
+	struct xnode *t = auth->children[0];
+	assert_int_equal(t->text_len, 16);
+	assert_memory_equal(t->text, "c2VjcmV0dG9rZW4=", 16);
+	xnode_wipe_text(auth);
+	static const char zeros[16];
+	assert_memory_equal(t->text, zeros, 16);
+	xnode_free(auth);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_revoked_while_checking),
+		cmocka_unit_test(test_wipe_text),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
