@@ -43,13 +43,16 @@ static void send_failure(struct conn *c, const char *condition, const char *text
 	xnode_free(f);
 }
 
-/* Strict base64 (RFC 4648, padded). "=" alone is an empty message. Returns the length, or
- * -1. out must hold 3 * len / 4 + 3 bytes. */
+/* Strict base64 (RFC 4648, padded): '=' only as the last one or two characters, and a
+ * second-to-last '=' only before a last one. "=" alone is an empty message. Returns the
+ * length, or -1. out must hold 3 * len / 4 + 3 bytes. */
 static long b64_decode(const char *in, size_t len, unsigned char *out)
 {
 	if (len == 1 && in[0] == '=')
 		return 0;
 	if (len % 4 != 0)
+		return -1;
+	if (len >= 2 && in[len - 2] == '=' && in[len - 1] != '=')
 		return -1;
 	int n = EVP_DecodeBlock(out, (const unsigned char *)in, (int)len);
 	if (n < 0)

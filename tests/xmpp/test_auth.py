@@ -94,3 +94,13 @@ def test_revocation_racing_a_login_is_not_missed(make_env):
     else:
         assert b"not-authorized" in buf, buf
     r.close()
+
+
+def test_base64_padding_is_strict(env):
+    r = Raw(env)
+    r.starttls()
+    for bad in ("AA=A", "A=AA", "AAAA=AAA"):
+        r.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>"
+               % bad)
+        assert "incorrect-encoding" in r.recv_until("</failure>"), bad
+    r.close()
