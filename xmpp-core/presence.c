@@ -257,13 +257,17 @@ static void directed(struct conn *c, struct xnode *p, const char *to_bare, const
 {
 	struct server *srv = c->srv;
 	struct session *s = c->session;
+	size_t i = 0;
+	while (i < s->n_directed && strcmp(s->directed[i], to_full) != 0)
+		i++;
+	/* Past the cap, available presence is not delivered: it could never be followed by
+	 * unavailable when the session ends. */
+	if (type == NULL && i == s->n_directed && s->n_directed >= DIRECTED_PRESENCE_MAX)
+		return;
 	struct account *a = online(srv, to_bare);
 	for (struct session *t = a != NULL ? a->sessions : NULL; t != NULL; t = t->next)
 		if (t->available && (!has_res || strcmp(t->full, to_full) == 0))
 			session_deliver(t, p);
-	size_t i = 0;
-	while (i < s->n_directed && strcmp(s->directed[i], to_full) != 0)
-		i++;
 	if (type == NULL && i == s->n_directed && s->n_directed < DIRECTED_PRESENCE_MAX) {
 		s->directed = xrealloc(s->directed, (s->n_directed + 1) * sizeof(*s->directed));
 		s->directed[s->n_directed++] = xstrdup(to_full);

@@ -55,9 +55,28 @@ struct xnode *iq_result(const struct xnode *iq)
 	return r;
 }
 
+/* Drop the stanza element's attributes in a namespace other than xml: (xml:lang stays):
+ * routing and the recipients go by the plain ones only. */
+static void strip_ns_attrs(struct xnode *st)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < st->n_attrs; i++) {
+		struct xattr *a = &st->attrs[i];
+		if (a->ns != NULL && strcmp(a->ns, NS_XML) != 0) {
+			free(a->ns);
+			free(a->name);
+			free(a->value);
+			continue;
+		}
+		st->attrs[k++] = *a;
+	}
+	st->n_attrs = k;
+}
+
 void stanza_route(struct conn *c, struct xnode *st)
 {
 	struct session *s = c->session;
+	strip_ns_attrs(st);
 	xnode_set_attr(st, "from", s->full);
 	const char *to = xnode_attr(st, "to");
 	struct xjid j = {0};

@@ -23,7 +23,8 @@ def authed_raw(env, user="mallory@example.org"):
     assert "<success" in r.auth("PLAIN", b"\0" + user.encode() + b"\0" + tok.encode())
     r.header()
     r.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
-    r.recv_until("</iq>")
+    out = r.recv_until("</iq>")
+    r.bound = out.split("<jid>")[1].split("</jid>")[0]
     return r
 
 
@@ -100,3 +101,28 @@ def test_sigterm_sends_system_shutdown(env):
     r = authed_raw(env)
     assert env.server.stop() == 0
     assert "<system-shutdown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>" in r.read_to_close()
+
+
+def test_namespaced_attributes_are_not_routed(env):
+    recv = authed_raw(env, "recv@example.org")
+    send = authed_raw(env, "send@example.org")
+    send.send("<message xmlns:f='urn:example:forged' f:evil='1' xml:lang='de' "
+              "to='%s' id='m1'><body>x</body></message>" % recv.bound)
+    out = recv.recv_until("</message>", timeout=10)
+    assert "id='m1'" in out and "evil" not in out and "urn:example:forged" not in out, out
+    assert "xml:lang='de'" in out, out
+    recv.close()
+    send.close()
+
+
+def test_directed_presence_past_the_cap_is_not_delivered(env):
+    recv = authed_raw(env, "recv@example.org")
+    recv.send("<presence/>")
+    send = authed_raw(env, "send@example.org")
+    send.send("".join("<presence to='x%d@example.org'/>" % i for i in range(100)))
+    send.send("<presence to='%s'/>" % recv.bound)
+    send.send("<message to='%s' id='barrier'><body>b</body></message>" % recv.bound)
+    out = recv.recv_until("id='barrier'", timeout=10)
+    assert "<presence from='send@example.org" not in out, out
+    recv.close()
+    send.close()
