@@ -1,4 +1,5 @@
-/* Failed-login counting per key (a client address or a JID) in one-minute windows. The
+/* Failed-login counting per key (a client address, an IPv6 address by its /64) in
+ * one-minute windows. The
  * table is swept when it grows past RATELIMIT_KEYS_MAX, so that a flood of distinct keys
  * cannot grow it without bound. */
 #include "xmpp.h"

@@ -5,11 +5,10 @@ arriving first, which this test cannot force)."""
 import asyncio
 import base64
 import subprocess
-import threading
 import time
 
 from conftest import TOKEN_BIN
-from xmpptest import Raw, close, login, login_failure
+from xmpptest import Raw, close, login
 
 
 def corrupt(token):

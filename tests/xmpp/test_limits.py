@@ -2,11 +2,11 @@
 bounded; connection caps (global and per address), the deadline to authenticate, the
 smaller stanza cap before binding, namespace declarations counted as attributes, and
 Redis calls in flight per connection."""
-import asyncio
+import os
 import socket
 import time
 
-from xmpptest import Raw, close, login
+from xmpptest import Raw
 
 
 def authed_raw(env, user, resource="r"):
@@ -38,6 +38,10 @@ def wait_log(env, text, timeout=20):
     return True
 
 
+# Under ASan freed memory sits in quarantine (256 MB by default) and counts as resident.
+RSS_BOUND_KIB = (512 if os.environ.get("SAMLGW_TEST_SETUP") == "asan" else 64) * 1024
+
+
 def test_client_that_does_not_read_is_cut_off(env):
     pid = env.server.proc.pid
     sink = authed_raw(env, "sink@example.org", "s")
@@ -50,7 +54,7 @@ def test_client_that_does_not_read_is_cut_off(env):
     for i in range(400):  # up to 80 MB
         flood.send(stanza)
         grown = rss_kib(pid) - before
-        assert grown < 64 * 1024, "RSS grew by %d KiB after %d messages" % (grown, i + 1)
+        assert grown < RSS_BOUND_KIB, "RSS grew by %d KiB after %d messages" % (grown, i + 1)
         if i % 10 == 9 and "output_overflow" in env.server.log_text():
             cut = True
             break
@@ -70,7 +74,7 @@ def test_client_that_does_not_read_is_cut_off(env):
             break
         total += len(chunk)
         assert total < 200 * 1024 * 1024
-    assert rss_kib(pid) - before < 64 * 1024
+    assert rss_kib(pid) - before < RSS_BOUND_KIB
     flood.close()
     sink.close()
 
