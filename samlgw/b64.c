@@ -2,45 +2,101 @@
 #include "b64.h"
 #include "util.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 
+/* Each character's base64 value plus one; 0 for a character that is not base64 ('='
+ * included: padding is handled at the end), B64_WS for the white space SAML bindings wrap
+ * lines with. */
+#define B64_WS 65
+static const unsigned char b64_value[256] = {
+	[' '] = B64_WS, ['\t'] = B64_WS, ['\n'] = B64_WS, ['\r'] = B64_WS,
+	['A'] = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+	23, 24, 25, 26,
+	['a'] = 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 45, 46,
+	47, 48, 49, 50, 51, 52,
+	['0'] = 53, 54, 55, 56, 57, 58, 59, 60, 61, 62,
+	['+'] = 63, ['/'] = 64,
+};
+
+/* One pass: white space skipped, every other character must be base64, "=" or "==" only
+ * at the very end (after white space is removed) and only where padding belongs. */
 int b64_decode(const char *text, size_t len, size_t max, unsigned char **out_r,
 	       size_t *out_len_r)
 {
-	char *clean = xcalloc(1, len + 1);
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		char c = text[i];
-		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-			continue;
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '+' || c == '/' || c == '=')) {
-			free(clean);
-			return -1;
+	const unsigned char *in = (const unsigned char *)text;
+	/* Strip white space and up to two '=' from the end. */
+	size_t end = len, pad = 0;
+	while (end > 0 && (pad < 2 || b64_value[in[end - 1]] == B64_WS)) {
+		unsigned char c = in[end - 1];
+		if (b64_value[c] == B64_WS) {
+			end--;
+		} else if (c == '=') {
+			end--;
+			pad++;
+		} else {
+			break;
 		}
-		clean[n++] = c;
 	}
-	if (n == 0 || n % 4 != 0 || n / 4 * 3 > max + 2) {
-		free(clean);
+	if (end / 4 * 3 > max + 3)
 		return -1;
+	unsigned char *out = xcalloc(1, end / 4 * 3 + 3);
+	size_t o = 0, n = 0;
+	uint32_t acc = 0;
+	size_t i = 0;
+	/* Fast path: four characters at a time while none of them is white space. */
+	while (i < end) {
+		if (i + 4 <= end) {
+			unsigned a = b64_value[in[i]] - 1u, b = b64_value[in[i + 1]] - 1u,
+				 c = b64_value[in[i + 2]] - 1u, d = b64_value[in[i + 3]] - 1u;
+			if (n == 0 && (a | b | c | d) < 64) {
+				uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
+				out[o] = (unsigned char)(v >> 16);
+				out[o + 1] = (unsigned char)(v >> 8);
+				out[o + 2] = (unsigned char)v;
+				o += 3;
+				i += 4;
+				continue;
+			}
+		}
+		unsigned v = b64_value[in[i++]];
+		if (v == B64_WS)
+			continue;
+		if (v == 0)
+			goto bad;
+		acc = acc << 6 | (v - 1);
+		if (++n == 4) {
+			out[o] = (unsigned char)(acc >> 16);
+			out[o + 1] = (unsigned char)(acc >> 8);
+			out[o + 2] = (unsigned char)acc;
+			o += 3;
+			n = 0;
+			acc = 0;
+		}
 	}
-	unsigned char *out = xcalloc(1, n / 4 * 3 + 1);
-	int dlen = EVP_DecodeBlock(out, (const unsigned char *)clean, (int)n);
-	if (dlen >= 0 && clean[n - 1] == '=')
-		dlen -= clean[n - 2] == '=' ? 2 : 1;
-	free(clean);
-	if (dlen < 0 || (size_t)dlen > max) {
-		free(out);
-		return -1;
+	/* n characters left over: with the padding they must make a full group. */
+	if (n + pad != 0 && n + pad != 4)
+		goto bad;
+	if (n == 3) {
+		out[o++] = (unsigned char)(acc >> 10);
+		out[o++] = (unsigned char)(acc >> 2);
+	} else if (n == 2) {
+		out[o++] = (unsigned char)(acc >> 4);
+	} else if (n == 1) {
+		goto bad;
 	}
-	out[dlen] = '\0';
+	if (o == 0 || o > max)
+		goto bad;
+	out[o] = '\0';
 	*out_r = out;
-	*out_len_r = (size_t)dlen;
+	*out_len_r = o;
 	return 0;
+bad:
+	free(out);
+	return -1;
 }
 
 int random_id(char out[RANDOM_ID_LEN + 1])

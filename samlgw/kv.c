@@ -233,32 +233,36 @@ enum kv_result kv_session_put(struct kv *kv, const char *sid, const struct kv_se
 {
 	char h[65];
 	session_key(sid, h);
-	redisReply *r;
-	/* One MULTI/EXEC so a session never exists without its expiry. */
-	enum kv_result res = command(kv, &r, error_r, "MULTI");
+	enum kv_result res = connect_kv(kv, error_r);
 	if (res != KV_OK)
 		return res;
-	freeReplyObject(r);
-	res = command(kv, &r, error_r,
-		      "HSET %ssession:%s jid %s name %s idp %s csrf %s created %lld", kv->prefix,
-		      h, s->jid, s->name, s->idp, s->csrf, s->created);
-	if (res != KV_OK)
-		return res;
-	freeReplyObject(r);
-	res = command(kv, &r, error_r, "EXPIRE %ssession:%s %lld", kv->prefix, h, ttl);
-	if (res != KV_OK)
-		return res;
-	freeReplyObject(r);
-	res = command(kv, &r, error_r, "EXEC");
-	if (res != KV_OK)
-		return res;
-	bool ok = r->type == REDIS_REPLY_ARRAY && r->elements == 2;
-	freeReplyObject(r);
-	if (!ok) {
-		*error_r = set_error(kv, "Redis at %s did not store the session", kv->where);
-		return KV_UNAVAILABLE;
+	/* One MULTI/EXEC so a session never exists without its expiry, sent as one pipeline
+	 * (one round trip). Any failure drops the connection, so no reply is left unread. */
+	redisAppendCommand(kv->ctx, "MULTI");
+	redisAppendCommand(kv->ctx, "HSET %ssession:%s jid %s name %s idp %s csrf %s created %lld",
+			   kv->prefix, h, s->jid, s->name, s->idp, s->csrf, s->created);
+	redisAppendCommand(kv->ctx, "EXPIRE %ssession:%s %lld", kv->prefix, h, ttl);
+	redisAppendCommand(kv->ctx, "EXEC");
+	bool ok = true;
+	for (int i = 0; i < 4; i++) {
+		redisReply *r = NULL;
+		if (redisGetReply(kv->ctx, (void **)&r) != REDIS_OK || r == NULL) {
+			*error_r = set_error(kv, "Redis at %s: %s", kv->where, kv->ctx->errstr);
+			disconnect(kv);
+			return KV_UNAVAILABLE;
+		}
+		if (r->type == REDIS_REPLY_ERROR) {
+			if (ok)
+				*error_r = set_error(kv, "Redis at %s answered: %.200s", kv->where,
+						     r->str);
+			ok = false;
+		} else if (i == 3 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2)) {
+			*error_r = set_error(kv, "Redis at %s did not store the session", kv->where);
+			ok = false;
+		}
+		freeReplyObject(r);
 	}
-	return KV_OK;
+	return ok ? KV_OK : KV_UNAVAILABLE;
 }
 
 enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
