@@ -297,7 +297,9 @@ const struct setting config_settings[] = {
 	 "The external base URL; every URL samlgw shows or signs is built from it, never from "
 	 "request headers."},
 	{"http", "threads", SETTING_INT, TOP(http.threads), "0", 0, 256, NULL, 0, PROG_SAMLGW,
-	 "number", "Worker threads of the web server; 0: one per CPU."},
+	 "number", "Worker threads of the web server, each serving its connections over epoll; "
+	 "0: one thread per connection, so that no request waits for one on another "
+	 "connection (the handlers block on Redis and RSA)."},
 
 	{"saml", "entity_id", SETTING_STRING, TOP(saml.entity_id), NULL, 0, 0, v_uri, PROG_SAMLGW,
 	 PROG_SAMLGW, "URI", "This service provider's SAML entityID."},

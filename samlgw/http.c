@@ -182,7 +182,12 @@ int http_start(const char *listen, unsigned threads, const char *path_prefix,
 	s->done = done;
 	s->ctx = ctx;
 	s->prefix = xstrdup(path_prefix);
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+	/* Handlers block (Redis, RSA): with a pool, a worker busy with one request leaves the
+	 * other connections it accepted waiting, however idle the other workers are, and a
+	 * worker accepts whatever arrives at once. threads == 0: one thread per connection,
+	 * so requests on different connections never wait for each other. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
+			 (threads == 0 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL : MHD_USE_EPOLL);
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->daemon = MHD_start_daemon(

@@ -1,4 +1,5 @@
-/* samlgw's HTTP server on libmicrohttpd (thread pool + epoll). It collects each request,
+/* samlgw's HTTP server on libmicrohttpd (a thread per connection, or a pool of epoll
+ * workers when http.threads is set). It collects each request,
  * capping its body at HTTP_BODY_MAX, hands it to one handler, and sends the handler's
  * reply. Per-request state lives in struct http_request and is freed in exactly one
  * place: libmicrohttpd's completion callback. */
@@ -46,7 +47,8 @@ typedef void http_done(void *ctx, const struct http_request *req, unsigned statu
 
 struct http_server;
 
-/* Listen on listen (HOST:PORT). path_prefix is the path of public_url ("" for none).
+/* Listen on listen (HOST:PORT) with a pool of threads epoll workers, or a thread per
+ * connection when threads is 0. path_prefix is the path of public_url ("" for none).
  * Returns 0 with *server_r, or -1 with *error_r. */
 int http_start(const char *listen, unsigned threads, const char *path_prefix,
 	       http_handler *handler, http_done *done, void *ctx, struct http_server **server_r,

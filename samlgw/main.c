@@ -19,7 +19,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #define DEFAULT_CONFIG "/etc/samlgw/samlgw.conf"
 #define EXIT_USAGE 64
@@ -62,14 +61,6 @@ static bool lasso_flag_unsafe(void)
 		   strstr(lower, "no-sign") != NULL;
 	free(lower);
 	return bad;
-}
-
-static unsigned worker_threads(const struct config *cfg)
-{
-	if (cfg->http.threads > 0)
-		return (unsigned)cfg->http.threads;
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n > 0 && n < 256 ? (unsigned)n : 2;
 }
 
 int main(int argc, char **argv)
@@ -182,8 +173,8 @@ int main(int argc, char **argv)
 	app_ready = true;
 	const char *path = strstr(cfg->http.public_url, "://") + 3;
 	path = strchr(path, '/') != NULL ? strchr(path, '/') : "";
-	if (http_start(cfg->http.listen, worker_threads(cfg), path, web_handle, web_done, &app,
-		       &server, &error) < 0) {
+	if (http_start(cfg->http.listen, (unsigned)cfg->http.threads, path, web_handle, web_done,
+		       &app, &server, &error) < 0) {
 		fprintf(stderr, "samlgw: %s: %s\n", cfg->http.listen, error);
 		log_event(LOG_LEVEL_ERROR, "start_failed", "listen", cfg->http.listen, "reason",
 			  error, NULL);
