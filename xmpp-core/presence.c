@@ -167,6 +167,14 @@ struct fanout {
 	struct session *self;
 };
 
+/* A probe is answered from the contact's own roster (it decides who sees its presence),
+ * never from the prober's, which may lag behind or disagree. */
+static bool contact_allows(const struct account *contact, const char *bare)
+{
+	const struct ritem *it = hashmap_get(contact->roster, bare);
+	return it != NULL && (it->sub == 'f' || it->sub == 'b');
+}
+
 static void fan_item(const char *contact, void *value, void *ctx)
 {
 	struct fanout *f = ctx;
@@ -174,12 +182,14 @@ static void fan_item(const char *contact, void *value, void *ctx)
 	struct account *a = online(f->srv, contact);
 	if (a == NULL)
 		return;
+	bool probe = f->probe && (it->sub == 't' || it->sub == 'b') &&
+		     contact_allows(a, f->self->acct->bare);
 	for (struct session *s = a->sessions; s != NULL; s = s->next) {
 		if (!s->available)
 			continue;
 		if (it->sub == 'f' || it->sub == 'b')
 			deliver_copy(s, f->p, contact);
-		if (f->probe && (it->sub == 't' || it->sub == 'b') && s->presence != NULL)
+		if (probe && s->presence != NULL)
 			deliver_copy(f->self, s->presence, f->self->full);
 	}
 }

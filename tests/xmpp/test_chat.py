@@ -124,3 +124,18 @@ def test_version_can_be_switched_off(make_env):
             assert e.iq["error"]["condition"] == "service-unavailable"
         await close(a)
     asyncio.run(main())
+
+
+def test_probe_answered_from_the_contacts_roster(env):
+    async def main():
+        b = await login(env, "bob@example.org", env.token("bob@example.org"))
+        # Alice's stored roster claims a subscription to Bob that Bob never granted.
+        env.redis.cli("HSET", "samlgw:xmpp:roster:alice@example.org", "bob@example.org",
+                      "t-001\t")
+        a = await login(env, "alice@example.org", env.token("alice@example.org"))
+        a.register_plugin("xep_0199")
+        await a["xep_0199"].ping(jid="example.org", timeout=10)  # after the probe answers
+        assert not any(p["from"].bare == "bob@example.org" for p in a.presences), \
+            [str(p) for p in a.presences]
+        await close(a, b)
+    asyncio.run(main())
