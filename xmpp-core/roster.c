@@ -336,8 +336,9 @@ static void clean(char *s)
 			*s = ' ';
 }
 
-/* "\tNAME\tGROUP…" of a roster set item, or NULL when a value breaks the caps or a group
- * is empty or repeated. */
+/* "\tNAME\tGROUP…" of a roster set item, or NULL when a value breaks the caps (also
+ * ROSTER_ITEM_MAX bytes in all, so a roster holds at most xmpp.max_roster times that) or a
+ * group is empty or repeated. */
 static char *encode_details(const struct xnode *item)
 {
 	const char *name = xnode_attr(item, "name");
@@ -373,6 +374,10 @@ static char *encode_details(const struct xnode *item)
 		free(out);
 		free(groups[k]);
 		out = next;
+	}
+	if (strlen(out) > ROSTER_ITEM_MAX) {
+		free(out);
+		return NULL;
 	}
 	return out;
 }

@@ -51,6 +51,7 @@ struct xredis;
 #define DIRECTED_PRESENCE_MAX 100 /* JIDs one session sent directed presence to */
 #define ROSTER_NAME_MAX 1024
 #define ROSTER_GROUPS_MAX 32
+#define ROSTER_ITEM_MAX 4096 /* bytes of one stored item's name and groups */
 #define SESSIONS_PER_ACCOUNT_MAX 64
 #define REDIS_INFLIGHT_MAX 16 /* Redis calls one connection may have in flight */
 #define PREBIND_STANZA_MAX 16384 /* bytes of one element before a resource is bound */

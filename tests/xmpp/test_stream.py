@@ -126,3 +126,17 @@ def test_directed_presence_past_the_cap_is_not_delivered(env):
     assert "<presence from='send@example.org" not in out, out
     recv.close()
     send.close()
+
+
+def test_roster_item_size_is_capped(env):
+    r = authed_raw(env, "groups@example.org")
+    groups = "".join("<group>%s</group>" % (("g%02d" % i) * 60) for i in range(30))
+    r.send("<iq type='set' id='r1'><query xmlns='jabber:iq:roster'>"
+           "<item jid='big@example.org'>%s</item></query></iq>" % groups)
+    out = r.recv_until("</iq>", timeout=10)
+    assert "type='error'" in out and "not-acceptable" in out, out
+    r.send("<iq type='set' id='r2'><query xmlns='jabber:iq:roster'>"
+           "<item jid='small@example.org' name='Small'><group>friends</group></item>"
+           "</query></iq>")
+    assert "type='result'" in r.recv_until("id='r2'", timeout=10) + r.recv_until(">")
+    r.close()
