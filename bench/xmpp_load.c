@@ -427,6 +427,8 @@ static void start_next_logins(void)
 /* Find needle in the first len bytes of hay. */
 static const char *find(const char *hay, size_t len, const char *needle)
 {
+	if (hay == NULL || len == 0)
+		return NULL;
 	return memmem(hay, len, needle, strlen(needle));
 }
 
