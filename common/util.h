@@ -4,9 +4,27 @@
 #define SAMLGW_UTIL_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Defines `static const char *NAME(const char *fmt, ...)`, which formats into a
+ * thread-local buffer BUF of SIZE bytes and returns it: the error_r text of one file's
+ * functions, valid until that file formats its next error on the same thread. Each file
+ * has its own buffer, so a message may safely quote another file's. */
+#define DEFINE_ERROR_FORMATTER(NAME, BUF, SIZE)                                             \
+	static __thread char BUF[SIZE];                                                     \
+	static const char *NAME(const char *fmt, ...) __attribute__((format(printf, 1, 2))); \
+	static const char *NAME(const char *fmt, ...)                                        \
+	{                                                                                    \
+		va_list ap;                                                                  \
+		va_start(ap, fmt);                                                           \
+		vsnprintf(BUF, sizeof(BUF), fmt, ap);                                        \
+		va_end(ap);                                                                  \
+		return BUF;                                                                  \
+	}
 
 /* strdup that aborts on allocation failure (out of memory is not recoverable here). */
 char *xstrdup(const char *s);

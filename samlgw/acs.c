@@ -15,18 +15,9 @@
 #define CM_BEARER "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 #define NAMEID_ENTITY "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 
-static __thread char error_buf[600];
-
-static const char *fmt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static const char *fmt_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(error_buf, sizeof(error_buf), fmt, ap);
-	va_end(ap);
-	return error_buf;
-}
+/* Formatted error messages of this file (its own buffer: a message may quote another
+ * file's). */
+DEFINE_ERROR_FORMATTER(fmt_error, error_buf, 600)
 
 struct check {
 	enum refusal reason;

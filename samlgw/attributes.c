@@ -26,18 +26,9 @@ static const struct attribute_def defs[ATTR_COUNT] = {
 	{ATTR_UID, "urn:oid:0.9.2342.19200300.100.1.1", "uid", false},
 };
 
-static __thread char error_buf[400];
-
-static const char *fmt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static const char *fmt_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(error_buf, sizeof(error_buf), fmt, ap);
-	va_end(ap);
-	return error_buf;
-}
+/* Formatted error messages of this file (its own buffer: a message may quote another
+ * file's). */
+DEFINE_ERROR_FORMATTER(fmt_error, error_buf, 400)
 
 const struct attribute_def *attribute_by_name(const char *name)
 {

@@ -19,18 +19,9 @@
  * cheap, so one lock keeps it simple and safe. */
 static pthread_mutex_t lasso_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static __thread char error_buf[700];
-
-static const char *fmt_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static const char *fmt_error(const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(error_buf, sizeof(error_buf), fmt, ap);
-	va_end(ap);
-	return error_buf;
-}
+/* Formatted error messages of this file (its own buffer: a message may quote another
+ * file's). */
+DEFINE_ERROR_FORMATTER(fmt_error, error_buf, 700)
 
 int sp_library_init(const char **error_r)
 {
