@@ -576,9 +576,17 @@ static void finish(struct parser *p, unsigned prog)
 			}
 		}
 	}
+	size_t i_localpart = setting_index("domain", "localpart");
 	for (size_t k = 0; k < c->n_domains; k++) {
-		if (c->domains[k].scope.n == 0)
-			strlist_add(&c->domains[k].scope, c->domains[k].name);
+		struct config_domain *d = &c->domains[k];
+		if (d->scope.n == 0)
+			strlist_add(&d->scope, d->name);
+		/* A uid carries no scope, so with several IdPs any of them could name any user. */
+		if (d->localpart != NULL && strcmp(d->localpart, "uid") == 0 && d->idp.n > 1)
+			problem(p, d->set_line[i_localpart] != 0 ? d->set_line[i_localpart] : d->line,
+				"[domain %s] localpart = uid needs exactly one idp: a uid carries no "
+				"scope, so any of several IdPs could name any user",
+				d->name);
 	}
 	size_t i_default = setting_index("token", "default_ttl");
 	size_t i_max = setting_index("token", "max_ttl");

@@ -445,7 +445,8 @@ const struct setting config_settings[] = {
 	{"domain", "localpart", SETTING_STRING, DOM(localpart), "eppn", 0, 0, v_localpart, 0,
 	 PROG_SAMLGW, "eppn, subject-id, mail or uid",
 	 "Attribute whose value (the part before '@' for eppn, subject-id and mail) becomes the "
-	 "JID's localpart, lowercased."},
+	 "JID's localpart, lowercased; the part after '@' must be a scope of the domain and a "
+	 "shibmd:Scope of the IdP. uid carries no scope: only with exactly one idp."},
 };
 const size_t config_settings_count = ARRAY_SIZE(config_settings);
 

@@ -333,7 +333,8 @@ int acs_check_xml(struct sp *sp, const char *xml, size_t len, time_t now,
 		goto out;
 	if (attrs_from_assertion(p.assertion, p.idp, &attrs, &c->reason, &c->error) < 0)
 		goto out;
-	if (identity_from_attrs(sp->cfg, p.issuer, &attrs, &out->id, &c->reason, &c->error) < 0)
+	if (identity_from_attrs(sp->cfg, p.idp, p.issuer, &attrs, &out->id, &c->reason,
+				&c->error) < 0)
 		goto out;
 	out->issuer = p.issuer;
 	out->assertion_id = p.assertion_id;

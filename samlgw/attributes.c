@@ -200,11 +200,12 @@ static bool domain_has_scope(const struct config_domain *d, const char *scope)
 	return false;
 }
 
-int identity_from_attrs(const struct config *cfg, const char *idp_entity_id,
-			const struct saml_attrs *attrs, struct identity *id,
-			enum refusal *reason_r, const char **error_r)
+int identity_from_attrs(const struct config *cfg, const struct idp *idp,
+			const char *idp_entity_id, const struct saml_attrs *attrs,
+			struct identity *id, enum refusal *reason_r, const char **error_r)
 {
 	size_t bound = 0;
+	const char *foreign_scope = NULL; /* a domain's scope the IdP may not assert */
 	const struct config_domain *unscoped = NULL;
 	const struct config_domain *chosen = NULL;
 	const char *value = NULL;
@@ -230,6 +231,14 @@ int identity_from_attrs(const struct config *cfg, const char *idp_entity_id,
 			continue;
 		}
 		if (at != NULL && domain_has_scope(d, at + 1)) {
+			/* Whatever attribute names the user, its scope must be one the IdP may
+			 * assert (shibmd:Scope): otherwise one IdP of a shared domain could name
+			 * another IdP's users (mail is not a scoped attribute, so this is the
+			 * only place that checks it). */
+			if (!idp_scope_ok(idp, at + 1)) {
+				foreign_scope = at + 1;
+				continue;
+			}
 			chosen = d;
 			value = v;
 			src = s;
@@ -242,6 +251,12 @@ int identity_from_attrs(const struct config *cfg, const char *idp_entity_id,
 	}
 	if (chosen == NULL && unscoped != NULL && bound == 1)
 		chosen = unscoped;
+	if (chosen == NULL && foreign_scope != NULL) {
+		*reason_r = REFUSE_SCOPE;
+		*error_r = fmt_error("the user's scope '%.200s' is not a shibmd:Scope of the IdP in "
+				     "its metadata", foreign_scope);
+		return -1;
+	}
 	if (chosen == NULL) {
 		*reason_r = REFUSE_NO_DOMAIN;
 		*error_r = missing != NULL && value == NULL

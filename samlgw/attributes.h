@@ -64,10 +64,12 @@ struct identity {
 	char *idp;          /* issuing IdP's entityID */
 };
 
-/* Pick the domain and build the JID. Returns 0 with *id, or -1 with *reason_r and *error_r. */
-int identity_from_attrs(const struct config *cfg, const char *idp_entity_id,
-			const struct saml_attrs *attrs, struct identity *id,
-			enum refusal *reason_r, const char **error_r);
+/* Pick the domain and build the JID: the domains bound to the IdP, the first whose scope
+ * matches the user's identifier (which must also be a scope the IdP may assert).
+ * Returns 0 with *id, or -1 with *reason_r and *error_r. */
+int identity_from_attrs(const struct config *cfg, const struct idp *idp,
+			const char *idp_entity_id, const struct saml_attrs *attrs,
+			struct identity *id, enum refusal *reason_r, const char **error_r);
 void identity_clear(struct identity *id);
 
 #endif

@@ -253,7 +253,8 @@ def stack_multi(tmp_path_factory, redis):
       [a-z]+\\.dept\\.example\\.org; wants signed AuthnRequests), bound to [domain example.org]
       and [domain sub.example.org] (localpart from eppn);
     - "mail", a factory-only IdP (scopes mail.example.org and example.org) bound to
-      [domain mail.example.org] with localpart = mail;
+      [domain mail.example.org] with localpart = mail, which also lists the test IdP (whose
+      scopes do not include mail.example.org);
     - "unbound", a factory-only IdP no domain lists.
 
     saml.allow_sha1 and saml.allow_unsolicited are on and clock_skew is 30 s, the
@@ -285,7 +286,7 @@ def stack_multi(tmp_path_factory, redis):
         federation.write_bytes(etree.tostring(agg, xml_declaration=True, encoding="UTF-8"))
         domains = ("[domain example.org]\nidp = {real}\nscope = example.org\n\n"
                    "[domain sub.example.org]\nidp = {real}\nscope = sub.example.org\n\n"
-                   "[domain mail.example.org]\nidp = {mail}\nscope = mail.example.org\n"
+                   "[domain mail.example.org]\nidp = {mail}, {real}\nscope = mail.example.org\n"
                    "localpart = mail\n").format(real=idp_entity,
                                                  mail=others["mail"].idp)
         gw.write_config(federation, domains=domains,

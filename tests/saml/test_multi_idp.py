@@ -107,6 +107,17 @@ def test_localpart_from_configured_attribute(stack_multi):
     refused_with(s.gw, post(s.gw, s.mail, attrs={"mail": None})[0], "no_domain")
 
 
+def test_localpart_scope_must_be_the_idps(stack_multi):
+    """[domain mail.example.org] lists both IdPs with localpart = mail: only the IdP whose
+    shibmd:Scope holds mail.example.org may name its users, although mail is unscoped."""
+    s = stack_multi
+    mail_only = {"eduPersonPrincipalName": None, "eduPersonScopedAffiliation": None,
+                 "subject-id": None, "mail": "carol@mail.example.org"}
+    page = post(s.gw, s.mail, attrs=mail_only)[0]
+    assert jid_of(s.gw, page) == "carol@mail.example.org"
+    refused_with(s.gw, post(s.gw, s.idp, attrs=mail_only)[0], "scope")
+
+
 def test_localpart_lowercased(stack_multi):
     s = stack_multi
     page = post(s.gw, s.idp, attrs={"eduPersonPrincipalName": "Alice.LIDDELL@Example.ORG"})[0]

@@ -242,6 +242,10 @@ static void test_required_by_program(void **state)
 	expect_problems("[domain a.org]\n", PROG_XMPP,
 			"t.conf:1: [domain a.org] needs 'cert'\n"
 			"t.conf:1: [domain a.org] needs 'key'\n");
+	expect_problems("[domain a.org]\nidp = urn:x, urn:y\nlocalpart = uid\n", PROG_TOKEN,
+			"t.conf:3: [domain a.org] localpart = uid needs exactly one idp: a uid "
+			"carries no scope, so any of several IdPs could name any user\n");
+	expect_problems("[domain a.org]\nidp = urn:x\nlocalpart = uid\n", PROG_TOKEN, "");
 	expect_problems("[xmpp]\n", PROG_XMPP,
 			"t.conf:1: no [domain NAME] section: at least one hosted domain is "
 			"needed\n");
