@@ -247,10 +247,61 @@ void xmlsig_decryptor_free(struct xmlsig_decryptor *dec)
 	free(dec);
 }
 
+static bool alg_in(const char *alg, const char *const *list)
+{
+	for (; alg != NULL && *list != NULL; list++) {
+		if (strcmp(alg, *list) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Every EncryptedData and EncryptedKey under node must name an algorithm we accept, checked
+ * before any private-key operation. Key transport is RSA-OAEP only: RSA PKCS#1 v1.5
+ * (rsa-1_5) would hand anyone who can POST to the ACS a Bleichenbacher oracle on the SP
+ * key, since a Response need not be signed outside its encrypted assertion. */
+static int check_enc_algorithms(const xmlNode *node, const char **error_r)
+{
+	static const char *const key_algs[] = {
+		"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
+		"http://www.w3.org/2009/xmlenc11#rsa-oaep",
+		NULL,
+	};
+	static const char *const data_algs[] = {
+		"http://www.w3.org/2009/xmlenc11#aes128-gcm",
+		"http://www.w3.org/2009/xmlenc11#aes192-gcm",
+		"http://www.w3.org/2009/xmlenc11#aes256-gcm",
+		"http://www.w3.org/2001/04/xmlenc#aes128-cbc",
+		"http://www.w3.org/2001/04/xmlenc#aes192-cbc",
+		"http://www.w3.org/2001/04/xmlenc#aes256-cbc",
+		NULL,
+	};
+	for (const xmlNode *c = node->children; c != NULL; c = c->next) {
+		if (c->type != XML_ELEMENT_NODE)
+			continue;
+		bool is_key = xml_is(c, NS_XENC, "EncryptedKey");
+		if (is_key || xml_is(c, NS_XENC, "EncryptedData")) {
+			const xmlNode *m = xml_child(c, NS_XENC, "EncryptionMethod");
+			const char *alg = m != NULL ? xml_attr(m, "Algorithm") : NULL;
+			if (!alg_in(alg, is_key ? key_algs : data_algs)) {
+				*error_r = is_key ? "the EncryptedKey's algorithm is not RSA-OAEP"
+						  : "the EncryptedData's algorithm is not AES-GCM or "
+						    "AES-CBC";
+				return -1;
+			}
+		}
+		if (check_enc_algorithms(c, error_r) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 xmlNode *xmlsig_decrypt(const struct xmlsig_decryptor *dec, xmlNode *enc_data,
 			const char **error_r)
 {
 	xmlNode *parent = enc_data->parent;
+	if (check_enc_algorithms(parent, error_r) < 0)
+		return NULL;
 	xmlSecEncCtxPtr ctx = xmlSecEncCtxCreate(dec->mngr);
 	if (ctx == NULL) {
 		*error_r = "cannot set up decryption";

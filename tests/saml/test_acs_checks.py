@@ -49,6 +49,10 @@ CASES = [
     ("dtd", dict(doctype=True)),
     ("dtd", dict(doctype='<!DOCTYPE samlp:Response [<!ENTITY x SYSTEM "file:///etc/passwd">]>')),
     ("decryption_failed", dict(encrypt=True, corrupt_encryption=True)),
+    # RSA PKCS#1 v1.5 key transport is refused before any private-key operation
+    # (a Bleichenbacher oracle otherwise), signed or not.
+    ("decryption_failed", dict(encrypt=True, key_alg="rsa-1_5")),
+    ("decryption_failed", dict(encrypt=True, sign="assertion", key_alg="rsa-1_5")),
     ("decryption_failed", dict(encrypt=True, sign="assertion",
                                after_sign=lambda root: _no_encrypted_data(root))),
     ("scope", dict(attrs={"eduPersonPrincipalName": "alice@evil.example.net"})),
@@ -162,6 +166,7 @@ def test_encrypted_accepted(stack):
     gw, idp = stack
     accepted(post(gw, idp, encrypt=True)[0])
     accepted(post(gw, idp, encrypt=True, sign="assertion")[0])
+    accepted(post(gw, idp, encrypt=True, data_alg="aes256-gcm")[0])
 
 
 def test_body_cap(stack):
