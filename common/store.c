@@ -6,6 +6,7 @@
 #include "util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -149,6 +150,15 @@ static enum store_result connect_store(struct token_store *s, const char **error
 	if (c->err != 0) {
 		*error_r = set_error(s, "cannot connect to Redis at %s: %s", s->where,
 				     io_timed_out(c) ? "timed out" : c->errstr);
+		redisFree(c);
+		return STORE_UNAVAILABLE;
+	}
+	/* The connection is authenticated below: programs the host process runs must not
+	 * inherit it (they could write token records). hiredis 0.14 does not set this. */
+	int fdflags = fcntl(c->fd, F_GETFD);
+	if (fdflags < 0 || fcntl(c->fd, F_SETFD, fdflags | FD_CLOEXEC) < 0) {
+		*error_r = set_error(s, "cannot set close-on-exec on the Redis connection: %s",
+				     strerror(errno));
 		redisFree(c);
 		return STORE_UNAVAILABLE;
 	}

@@ -58,10 +58,13 @@ static const char usage_text[] =
 	"                        to --domain\n"
 	"  --threads N           requests served at once (default 16)\n"
 	"  --user NAME           when started as root, run as this user once the socket is open\n"
+	"  --socket-group GROUP  the socket's group: its members (the services that check\n"
+	"                        tokens) may connect; the socket is mode 0660\n"
 	"  --help, --version\n";
 
 struct args {
 	const char *config, *socket, *protocol, *service, *domain, *username, *user;
+	const char *socket_group;
 	long long threads;
 };
 
@@ -85,6 +88,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{"protocol", required_argument, NULL, 'p'}, {"service", required_argument, NULL, 'S'},
 		{"domain", required_argument, NULL, 'd'}, {"username", required_argument, NULL, 'n'},
 		{"threads", required_argument, NULL, 't'}, {"user", required_argument, NULL, 'u'},
+		{"socket-group", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'}, {"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
@@ -100,6 +104,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		case 'd': a->domain = optarg; break;
 		case 'n': a->username = optarg; break;
 		case 'u': a->user = optarg; break;
+		case 'g': a->socket_group = optarg; break;
 		case 't':
 			if (!parse_ll(optarg, 1, MAX_THREADS, &a->threads))
 				return usage_error("--threads wants 1 to 1024, got '%s'", optarg);
@@ -132,7 +137,7 @@ static int activated_socket(void)
 }
 
 /* Bind path, replacing a stale socket nobody listens on. */
-static int bind_socket(const char *path, const char **error_r)
+static int bind_socket(const char *path, gid_t gid, const char **error_r)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -155,6 +160,12 @@ static int bind_socket(const char *path, const char **error_r)
 			*error_r = "another process is listening on the socket";
 			goto fail;
 		}
+		/* Only a refused connection means nobody listens; any other failure (no
+		 * permission, a full queue) may hide a live socket, which must not be taken. */
+		if (errno != ECONNREFUSED) {
+			*error_r = "cannot tell whether another process listens on the socket";
+			goto fail;
+		}
 		close(fd);
 		unlink(path);
 		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -163,7 +174,13 @@ static int bind_socket(const char *path, const char **error_r)
 			return -1;
 		}
 	}
-	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || chmod(path, 0666) < 0 ||
+	/* 0660: only the socket's group (the services that check tokens) may connect. The
+	 * mode is set through the umask so the socket never exists with a wider one. */
+	mode_t old_mask = umask(0117);
+	int bound = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old_mask);
+	/* The group is set before listen(), so no client can connect before it applies. */
+	if (bound < 0 || (gid != (gid_t)-1 && chown(path, (uid_t)-1, gid) < 0) ||
 	    listen(fd, SOMAXCONN) < 0) {
 		*error_r = strerror(errno);
 		goto fail;
@@ -198,7 +215,17 @@ static int run_socket(const struct args *a, const struct authd_settings *setting
 	int fd = activated_socket();
 	const char *path = a->socket != NULL ? a->socket : DEFAULT_SOCKET;
 	if (fd < 0) {
-		fd = bind_socket(path, &error);
+		gid_t gid = (gid_t)-1;
+		if (a->socket_group != NULL) {
+			struct group *gr = getgrnam(a->socket_group);
+			if (gr == NULL) {
+				fprintf(stderr, "samlgw-authd: --socket-group %s: no such group\n",
+					a->socket_group);
+				return EXIT_FAILED;
+			}
+			gid = gr->gr_gid;
+		}
+		fd = bind_socket(path, gid, &error);
 		if (fd < 0) {
 			fprintf(stderr, "samlgw-authd: cannot listen on %s: %s\n", path, error);
 			return EXIT_FAILED;

@@ -28,8 +28,14 @@
 /* Stores kept connected between authentications; threads beyond this open their own. */
 #define POOL_MAX_IDLE 16
 
+#define MECH_COUNT 2
+
 struct plugin_global {
 	int refs; /* mechanisms still pointing here; the last mech_free frees it */
+	/* This init's own copy of the mechanism table: libsasl2 may load the same file twice
+	 * (a folder listed twice in the plugin path, a symlink), and each load must keep
+	 * its own context. */
+	sasl_server_plug_t plugs[MECH_COUNT];
 	enum plugin_settings_result state;
 	struct plugin_settings settings;
 	struct store_pool *pool;
@@ -267,7 +273,7 @@ static void mech_free(void *glob_context, const sasl_utils_t *utils)
 /* The client speaks first (the initial response carries the token). No proxy
  * authorization: the authzid an OAUTHBEARER client sends is the identity the token is
  * checked for, and it becomes both authid and user. */
-static sasl_server_plug_t mechanisms[] = {
+static const sasl_server_plug_t mechanisms[MECH_COUNT] = {
 	{
 		.mech_name = "OAUTHBEARER",
 		.max_ssf = 0,
@@ -347,11 +353,13 @@ int sasl_server_plug_init(const sasl_utils_t *utils, int max_version, int *out_v
 			   "OAUTHBEARER and XOAUTH2 are not offered");
 	}
 	free(error);
-	g->refs = (int)(sizeof(mechanisms) / sizeof(mechanisms[0]));
-	for (int i = 0; i < g->refs; i++)
-		mechanisms[i].glob_context = g;
+	g->refs = MECH_COUNT;
+	for (int i = 0; i < MECH_COUNT; i++) {
+		g->plugs[i] = mechanisms[i];
+		g->plugs[i].glob_context = g;
+	}
 	*out_version = SASL_SERVER_PLUG_VERSION;
-	*pluglist = mechanisms;
-	*plugcount = g->refs;
+	*pluglist = g->plugs;
+	*plugcount = MECH_COUNT;
 	return SASL_OK;
 }

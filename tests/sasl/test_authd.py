@@ -1,6 +1,9 @@
 """samlgw-authd: the saslauthd protocol (Debian's testsaslauthd and raw requests), many
 clients at once, and the ejabberd extauth and Prosody mod_auth_external protocols."""
+import grp
+import os
 import socket
+import stat
 import struct
 import subprocess
 import threading
@@ -38,6 +41,17 @@ def test_testsaslauthd(authd_factory, tokens):
     log = authd.log.read_text()
     assert token not in log
     assert "result=refused" in log and "the token is not valid for service ldap" in log
+
+
+def test_socket_mode_and_group(authd_factory):
+    # Only the socket's group may connect: never a socket any local user can reach.
+    authd = authd_factory()
+    assert stat.S_IMODE(os.stat(authd.socket).st_mode) == 0o660
+    authd.stop()
+    authd = authd_factory("--socket-group", "mail")
+    st = os.stat(authd.socket)
+    assert stat.S_IMODE(st.st_mode) == 0o660
+    assert st.st_gid == grp.getgrnam("mail").gr_gid
 
 
 def test_service_override_and_domain(authd_factory, tokens):

@@ -3,6 +3,7 @@ port with its configuration and spool in a temporary folder, logs alice in with 
 through samlgw-authd (pwcheck_method: saslauthd) and with OAUTHBEARER and XOAUTH2 through
 the plugin (found via SASL_PATH in the build folder), and refuses a revoked token. curl is
 the IMAP client."""
+import grp
 import os
 import pwd
 import signal
@@ -124,7 +125,11 @@ class Cyrus:
 def cyrus(workdir, redis, authd_factory):
     if os.geteuid() != 0:
         pytest.fail("the Cyrus IMAP test starts cyrus-imapd's master as root")
-    authd = authd_factory("--username", "localpart", "--domain", "example.org")
+    # imapd runs as user cyrus (group mail): the socket (mode 0660) is given to that group,
+    # as a deployment gives it to the group of the services that check tokens.
+    group = grp.getgrgid(pwd.getpwnam("cyrus").pw_gid).gr_name
+    authd = authd_factory("--username", "localpart", "--domain", "example.org",
+                          "--socket-group", group)
     server = Cyrus(workdir, redis, authd.socket)
     try:
         yield server.start()

@@ -102,8 +102,11 @@ static int setup(void **state)
 		fprintf(stderr, "set SAMLGW_SASL_PLUGIN_DIR and SAMLGW_SASL_SYSTEM_DIR\n");
 		return -1;
 	}
-	/* The system folder brings the auxprop plugin libsasl2 consults after canon_user. */
-	snprintf(plugin_path, sizeof(plugin_path), "%s:%s", dir, sys);
+	/* The system folder brings the auxprop plugin libsasl2 consults after canon_user.
+	 * The plugin folder is listed twice, as a careless sasl2 path might: libsasl2 then
+	 * loads the same file twice, and each load must keep its own context (under the
+	 * asan and valgrind setups, sasl_server_done in teardown proves no double free). */
+	snprintf(plugin_path, sizeof(plugin_path), "%s:%s:%s", dir, dir, sys);
 	if (test_redis_start(&redis) < 0)
 		return -1;
 	struct store_options so = {.url = redis.url, .prefix = "samlgw:", .timeout_ms = 2000};
