@@ -202,9 +202,25 @@ static void acs(struct app *app, struct http_request *req, struct http_reply *re
 }
 
 /* Single logout: ends the local session (IdP-initiated LogoutRequests and the answers to
- * ours arrive here too; either way the session here is over). */
+ * ours arrive here too; either way the session here is over). Only a SAML logout message
+ * does: a bare link to this URL from another site must not log anyone out (the user's own
+ * logout is POST /logout with its CSRF token). */
 static void slo(struct app *app, struct http_request *req, struct http_reply *reply)
 {
+	bool post = strcmp(req->method, "POST") == 0;
+	const char *msg[] = {"SAMLRequest", "SAMLResponse"};
+	bool saml = false;
+	for (size_t i = 0; i < ARRAY_SIZE(msg) && !saml; i++) {
+		const char *v = post ? (http_form_bad(req) ? NULL : http_form(req, msg[i]))
+				     : http_query(req, msg[i]);
+		saml = v != NULL && *v != '\0';
+	}
+	if (!saml) {
+		char ref[13];
+		page_new_ref(ref);
+		page_error(app, req, reply, 400, ref, "bad_request", NULL);
+		return;
+	}
 	session_end(app, req, reply);
 	log_event(LOG_LEVEL_INFO, "logout", "via", "slo", NULL);
 	char *to = xasprintf("%s/login", app->cfg->http.public_url);

@@ -59,3 +59,19 @@ def test_flow_signed_encrypted(stack_encrypted):
     last = idp.last_response()
     assert b"EncryptedAssertion" in last["xml"].encode() if isinstance(last["xml"], str) \
         else b"EncryptedAssertion" in last["xml"]
+
+
+def test_slo_needs_a_saml_message(stack):
+    """A bare link to /saml/slo (say, an <img> on another site) logs nobody out; a SAML
+    logout message does."""
+    gw, idp = stack
+    b, page = login(gw, idp)
+    assert page.status == 200, (page.status, page.text)
+    for bare in (b.get(gw.url + "/saml/slo", follow=False),
+                 b.post(gw.url + "/saml/slo", {}, follow=False)):
+        assert bare.status == 400, (bare.status, bare.text[:300])
+    still = b.get(gw.url + "/", follow=False)
+    assert still.status == 200 and "alice@example.org" in still.text
+    ended = b.get(gw.url + "/saml/slo?SAMLRequest=x", follow=False)
+    assert ended.status == 303, (ended.status, ended.text[:300])
+    assert b.get(gw.url + "/", follow=False).status in (302, 303)
