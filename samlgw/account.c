@@ -92,6 +92,20 @@ static bool check_csrf(struct app *app, struct http_request *req, struct http_re
 	return false;
 }
 
+/* For the state-changing POSTs: a session and a matching CSRF token (and Origin), else the
+ * reply is already made. On true the caller owns *s. */
+static bool need_form_session(struct app *app, struct http_request *req,
+			      struct http_reply *reply, struct session *s)
+{
+	if (!need_session(app, req, reply, s, false))
+		return false;
+	if (!check_csrf(app, req, reply, s)) {
+		session_clear(s);
+		return false;
+	}
+	return true;
+}
+
 static void set_url(struct app *app, struct tmpl_vars *vars, const char *name, const char *path)
 {
 	char *url = xasprintf("%s%s", app->cfg->http.public_url, path);
@@ -211,12 +225,8 @@ static char *provisioning_json(const char *jid, const char *token)
 void account_issue(struct app *app, struct http_request *req, struct http_reply *reply)
 {
 	struct session s;
-	if (!need_session(app, req, reply, &s, false))
+	if (!need_form_session(app, req, reply, &s))
 		return;
-	if (!check_csrf(app, req, reply, &s)) {
-		session_clear(&s);
-		return;
-	}
 	const struct config *c = app->cfg;
 	const char *error = NULL;
 	char ref[13];
@@ -301,12 +311,8 @@ void account_issue(struct app *app, struct http_request *req, struct http_reply 
 void account_revoke(struct app *app, struct http_request *req, struct http_reply *reply)
 {
 	struct session s;
-	if (!need_session(app, req, reply, &s, false))
+	if (!need_form_session(app, req, reply, &s))
 		return;
-	if (!check_csrf(app, req, reply, &s)) {
-		session_clear(&s);
-		return;
-	}
 	const char *id = http_form(req, "id"), *all = http_form(req, "all");
 	const char *error = NULL;
 	char ref[13];
@@ -346,12 +352,8 @@ void account_revoke(struct app *app, struct http_request *req, struct http_reply
 void account_logout(struct app *app, struct http_request *req, struct http_reply *reply)
 {
 	struct session s;
-	if (!need_session(app, req, reply, &s, false))
+	if (!need_form_session(app, req, reply, &s))
 		return;
-	if (!check_csrf(app, req, reply, &s)) {
-		session_clear(&s);
-		return;
-	}
 	session_end(app, req, reply);
 	log_event(LOG_LEVEL_INFO, "logout", "jid", s.data.jid, "via", "web", NULL);
 	char *to = xasprintf("%s/login", app->cfg->http.public_url);
