@@ -7,15 +7,28 @@
 #include <string.h>
 #include <time.h>
 
-static char *cookie(const struct app *app, const char *value, long long max_age)
+static const char *cookie_name(const struct app *app)
 {
-	return xasprintf("%s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s", SESSION_COOKIE,
-			 value, app->cookie_path, max_age, app->secure_cookie ? "; Secure" : "");
+	return app->secure_cookie && strcmp(app->cookie_path, "/") == 0 ? SESSION_COOKIE_HOST
+									 : SESSION_COOKIE;
 }
 
-enum kv_result session_create(struct app *app, const struct identity *id,
-			      struct http_reply *reply, const char **error_r)
+static char *cookie(const struct app *app, const char *value, long long max_age)
 {
+	return xasprintf("%s=%s; Path=%s; Max-Age=%lld; HttpOnly; SameSite=Lax%s",
+			 cookie_name(app), value, app->cookie_path, max_age,
+			 app->secure_cookie ? "; Secure" : "");
+}
+
+enum kv_result session_create(struct app *app, struct http_request *req,
+			      const struct identity *id, struct http_reply *reply,
+			      const char **error_r)
+{
+	/* A new login never keeps the browser's previous session alive (nor adopts it). */
+	const char *old = http_cookie(req, cookie_name(app));
+	const char *ignored;
+	if (old != NULL && random_id_valid(old))
+		kv_session_delete(app_worker(app)->kv, old, &ignored);
 	char sid[RANDOM_ID_LEN + 1], csrf[RANDOM_ID_LEN + 1];
 	if (random_id(sid) < 0 || random_id(csrf) < 0) {
 		*error_r = "the random generator failed";
@@ -45,7 +58,7 @@ enum kv_result session_load(struct app *app, struct http_request *req, struct se
 			    const char **error_r)
 {
 	memset(s, 0, sizeof(*s));
-	const char *sid = http_cookie(req, SESSION_COOKIE);
+	const char *sid = http_cookie(req, cookie_name(app));
 	if (sid == NULL || !random_id_valid(sid)) {
 		*error_r = "no session cookie";
 		return KV_MISS;
@@ -69,7 +82,7 @@ enum kv_result session_load(struct app *app, struct http_request *req, struct se
 
 void session_end(struct app *app, struct http_request *req, struct http_reply *reply)
 {
-	const char *sid = http_cookie(req, SESSION_COOKIE);
+	const char *sid = http_cookie(req, cookie_name(app));
 	const char *error;
 	if (sid != NULL && random_id_valid(sid))
 		kv_session_delete(app_worker(app)->kv, sid, &error);

@@ -10,16 +10,21 @@
 #include "http.h"
 #include "kv.h"
 
+/* The cookie's name: with the __Host- prefix when the cookie is Secure and its path is /,
+ * so that no sibling host (another tenant's name under the same parent domain) can set it. */
 #define SESSION_COOKIE "samlgw_session"
+#define SESSION_COOKIE_HOST "__Host-samlgw_session"
 
 struct session {
 	char sid[RANDOM_ID_LEN + 1];
 	struct kv_session data;
 };
 
-/* Start a session for id; sets the cookie on reply. Returns KV_OK or KV_UNAVAILABLE. */
-enum kv_result session_create(struct app *app, const struct identity *id,
-			      struct http_reply *reply, const char **error_r);
+/* Start a session for id, ending the request's previous one if any; sets the cookie on
+ * reply. Returns KV_OK or KV_UNAVAILABLE. */
+enum kv_result session_create(struct app *app, struct http_request *req,
+			      const struct identity *id, struct http_reply *reply,
+			      const char **error_r);
 /* The request's live session: KV_OK with *s, KV_MISS when none (or expired),
  * KV_UNAVAILABLE when Redis cannot be asked. */
 enum kv_result session_load(struct app *app, struct http_request *req, struct session *s,

@@ -169,7 +169,7 @@ static void acs(struct app *app, struct http_request *req, struct http_reply *re
 		r = acs_process(sp, app_worker(app)->kv, b64, strlen(b64), time(NULL), &result,
 				&reason, &error, &issuer);
 	if (r == 0) {
-		enum kv_result kr = session_create(app, &result.id, reply, &error);
+		enum kv_result kr = session_create(app, req, &result.id, reply, &error);
 		if (kr != KV_OK) {
 			r = -1;
 			reason = REFUSE_UNAVAILABLE;

@@ -75,3 +75,23 @@ def test_slo_needs_a_saml_message(stack):
     ended = b.get(gw.url + "/saml/slo?SAMLRequest=x", follow=False)
     assert ended.status == 303, (ended.status, ended.text[:300])
     assert b.get(gw.url + "/", follow=False).status in (302, 303)
+
+
+def test_new_login_ends_the_previous_session(stack):
+    gw, idp = stack
+    b, page = login(gw, idp)
+    assert page.status == 200, (page.status, page.text)
+    first = b.cookie("samlgw_session")
+    # Log in again in the same browser (the IdP remembers alice).
+    page = b.flow(gw.url + "/login", user="alice",
+                  stop=lambda p: p.status == 200 and p.url == gw.url + "/")
+    assert page.status == 200, (page.status, page.text)
+    second = b.cookie("samlgw_session")
+    assert second and second != first
+    # The current session id opens the account page from anywhere; the first no longer does.
+    ok = samltest.Browser().get(gw.url + "/", follow=False,
+                                headers={"Cookie": "samlgw_session=" + second})
+    assert ok.status == 200 and "alice@example.org" in ok.text, (ok.status, ok.text[:300])
+    r = samltest.Browser().get(gw.url + "/", follow=False,
+                               headers={"Cookie": "samlgw_session=" + first})
+    assert r.status in (302, 303), (r.status, r.text[:300])
