@@ -283,17 +283,29 @@ static void reply_result(struct roster_call *rc)
 	xnode_free(r);
 }
 
+/* The new or old item state of a roster script's answer, or NULL after answering the iq
+ * with the error (unavailable store, refusal, or an answer of an unexpected shape: an iq is
+ * never left unanswered). */
+static const char *script_state(struct roster_call *rc, redisReply *reply, const char *refused)
+{
+	const char *type = "wait", *cond = "internal-server-error";
+	if (reply != NULL && reply->element[0]->integer != 1) {
+		type = "cancel";
+		cond = refused;
+	} else if (reply != NULL && reply->elements >= 2 &&
+		   reply->element[1]->type == REDIS_REPLY_STRING) {
+		return reply->element[1]->str;
+	}
+	if (!rc->conn->closed)
+		stanza_reply_error(rc->conn, rc->iq, type, cond);
+	return NULL;
+}
+
 static void set_done(redisReply *reply, void *data)
 {
 	struct roster_call *rc = data;
-	if (reply == NULL) {
-		if (!rc->conn->closed)
-			stanza_reply_error(rc->conn, rc->iq, "wait", "internal-server-error");
-	} else if (reply->element[0]->integer != 1) {
-		if (!rc->conn->closed)
-			stanza_reply_error(rc->conn, rc->iq, "cancel", "not-allowed");
-	} else if (reply->elements >= 2 && reply->element[1]->type == REDIS_REPLY_STRING) {
-		const char *new = reply->element[1]->str;
+	const char *new = script_state(rc, reply, "not-allowed");
+	if (new != NULL) {
 		roster_cache_set(rc->srv, rc->bare, rc->contact, new);
 		reply_result(rc);
 		push_change(rc->srv, rc->bare, rc->contact, NULL, new);
@@ -304,14 +316,8 @@ static void set_done(redisReply *reply, void *data)
 static void remove_done(redisReply *reply, void *data)
 {
 	struct roster_call *rc = data;
-	if (reply == NULL) {
-		if (!rc->conn->closed)
-			stanza_reply_error(rc->conn, rc->iq, "wait", "internal-server-error");
-	} else if (reply->element[0]->integer != 1) {
-		if (!rc->conn->closed)
-			stanza_reply_error(rc->conn, rc->iq, "cancel", "item-not-found");
-	} else if (reply->elements >= 2 && reply->element[1]->type == REDIS_REPLY_STRING) {
-		const char *old = reply->element[1]->str;
+	const char *old = script_state(rc, reply, "item-not-found");
+	if (old != NULL) {
 		roster_cache_set(rc->srv, rc->bare, rc->contact, NULL);
 		reply_result(rc);
 		roster_push(rc->srv, rc->bare, rc->contact, NULL);
