@@ -20,6 +20,7 @@
  * Every verification must succeed; failures are counted, the first reason goes to stderr
  * and the exit status is 1. Bad usage exits 64, setup failures 2. bench/sasl-verify runs
  * it next to token-verify-bench; see bench/README.md. */
+#include "latency.h"
 #include "store.h"
 #include "token.h"
 #include "util.h"
@@ -77,13 +78,6 @@ struct worker {
 
 static const char *option_url;
 static const char *option_path;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static int getopt_cb(void *context, const char *plugin_name, const char *option,
 		     const char **result, unsigned *len)
@@ -201,23 +195,23 @@ static void *worker_main(void *arg)
 	struct shared *sh = w->sh;
 	size_t next = (size_t)w->index * sh->ntokens / sh->nclients % sh->ntokens;
 	pthread_barrier_wait(&sh->barrier);
-	while (now_ns() < sh->warm_end_ns) {
+	while (bench_now_ns() < sh->warm_end_ns) {
 		const char *why = verify(sh, &sh->tokens[next]);
 		next = (next + 1) % sh->ntokens;
 		if (why != NULL)
 			note(w, why);
 	}
-	w->start_ns = now_ns();
+	w->start_ns = bench_now_ns();
 	uint64_t t0 = w->start_ns;
 	while (t0 < sh->end_ns) {
 		if (w->n == w->cap) {
 			w->cap *= 2;
 			w->lat = xrealloc(w->lat, w->cap * sizeof(*w->lat));
-			t0 = now_ns();
+			t0 = bench_now_ns();
 		}
 		const char *why = verify(sh, &sh->tokens[next]);
 		next = (next + 1) % sh->ntokens;
-		uint64_t t1 = now_ns();
+		uint64_t t1 = bench_now_ns();
 		w->lat[w->n++] = t1 - t0;
 		if (why != NULL)
 			note(w, why);
@@ -225,25 +219,6 @@ static void *worker_main(void *arg)
 	}
 	w->stop_ns = t0;
 	return NULL;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-static uint64_t percentile(const uint64_t *v, size_t n, double p)
-{
-	if (n == 0)
-		return 0;
-	double rank = p / 100.0 * (double)n;
-	size_t i = (size_t)rank;
-	if ((double)i < rank)
-		i++;
-	if (i < 1)
-		i = 1;
-	return v[(i > n ? n : i) - 1];
 }
 
 static const char usage_text[] =
@@ -373,7 +348,7 @@ int main(int argc, char **argv)
 		if (pthread_create(&w[i].thread, NULL, worker_main, &w[i]) != 0)
 			return EXIT_SETUP;
 	}
-	uint64_t t_start = now_ns();
+	uint64_t t_start = bench_now_ns();
 	sh.warm_end_ns = t_start + (uint64_t)(warmup * 1e9);
 	sh.end_ns = sh.warm_end_ns + (uint64_t)(seconds * 1e9);
 	pthread_barrier_wait(&sh.barrier);
@@ -401,12 +376,12 @@ int main(int argc, char **argv)
 		}
 		free(w[i].lat);
 	}
-	qsort(all, total, sizeof(*all), cmp_u64);
+	bench_sort(all, total);
 	double elapsed = (double)(last - first) / 1e9;
 	printf("clients=%lld requests=%zu seconds=%.3f rps=%.0f p50_us=%.1f p99_us=%.1f "
 	       "mean_us=%.1f failures=%lld\n",
 	       clients, total, elapsed, elapsed > 0 ? (double)total / elapsed : 0.0,
-	       (double)percentile(all, total, 50) / 1e3, (double)percentile(all, total, 99) / 1e3,
+	       (double)bench_percentile(all, total, 50) / 1e3, (double)bench_percentile(all, total, 99) / 1e3,
 	       total > 0 ? sum / (double)total / 1e3 : 0.0, failures);
 	if (first_error != NULL)
 		fprintf(stderr, "sasl-verify-bench: %lld verifications failed; first: %s\n", failures,

@@ -14,6 +14,7 @@
  * Every verification must answer STORE_OK; any other answer is counted, the first reason
  * goes to stderr and the exit status is 1. Bad usage exits 64, setup failures 2.
  * bench/token-verify runs this next to redis-benchmark; see bench/README.md. */
+#include "latency.h"
 #include "store.h"
 #include "token.h"
 #include "util.h"
@@ -68,13 +69,6 @@ struct worker {
 	int setup_failed;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int open_store(const char *url, struct token_store **store_r, const char **error_r)
 {
 	struct store_options so = {
@@ -121,7 +115,7 @@ static void *worker_main(void *arg)
 
 	/* Warm-up: loads the script into Redis (the first EVALSHA falls back to EVAL),
 	 * warms caches; not measured, but its answers are still checked. */
-	while (now_ns() < sh->warm_end_ns) {
+	while (bench_now_ns() < sh->warm_end_ns) {
 		const struct bench_token *t = &sh->tokens[next];
 		next = (next + 1) % sh->ntokens;
 		enum store_result r = store_verify(store, t->text, TOKEN_LEN, t->jid,
@@ -130,7 +124,7 @@ static void *worker_main(void *arg)
 			note_failure(w, r, error);
 	}
 
-	w->start_ns = now_ns();
+	w->start_ns = bench_now_ns();
 	uint64_t t0 = w->start_ns;
 	for (;;) {
 		if (sh->requests_per_thread > 0) {
@@ -142,13 +136,13 @@ static void *worker_main(void *arg)
 		if (w->n == w->cap) {
 			w->cap *= 2;
 			w->lat = xrealloc(w->lat, w->cap * sizeof(*w->lat));
-			t0 = now_ns();
+			t0 = bench_now_ns();
 		}
 		const struct bench_token *t = &sh->tokens[next];
 		next = (next + 1) % sh->ntokens;
 		enum store_result r = store_verify(store, t->text, TOKEN_LEN, t->jid,
 						   BENCH_SERVICE, NULL, &error);
-		uint64_t t1 = now_ns();
+		uint64_t t1 = bench_now_ns();
 		w->lat[w->n++] = t1 - t0;
 		if (r != STORE_OK)
 			note_failure(w, r, error);
@@ -157,28 +151,6 @@ static void *worker_main(void *arg)
 	w->stop_ns = t0;
 	store_free(store);
 	return NULL;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of a sorted array (p in (0, 100]). */
-static uint64_t percentile(const uint64_t *v, size_t n, double p)
-{
-	if (n == 0)
-		return 0;
-	double rank = p / 100.0 * (double)n;
-	size_t i = (size_t)rank;
-	if ((double)i < rank)
-		i++;
-	if (i < 1)
-		i = 1;
-	if (i > n)
-		i = n;
-	return v[i - 1];
 }
 
 static const char usage_text[] =
@@ -325,7 +297,7 @@ int main(int argc, char **argv)
 		}
 	}
 	/* The deadlines are set before the barrier releases the workers. */
-	uint64_t t_start = now_ns();
+	uint64_t t_start = bench_now_ns();
 	sh.warm_end_ns = t_start + (uint64_t)(warmup * 1e9);
 	sh.end_ns = sh.warm_end_ns + (uint64_t)(seconds * 1e9);
 	pthread_barrier_wait(&sh.barrier);
@@ -364,13 +336,13 @@ int main(int argc, char **argv)
 		}
 		for (size_t i = 0; i < total; i++)
 			sum += (double)all[i];
-		qsort(all, total, sizeof(*all), cmp_u64);
+		bench_sort(all, total);
 		double window = win_stop > win_start ? (double)(win_stop - win_start) / 1e9 : 0.0;
 		printf("clients=%lld requests=%zu seconds=%.3f rps=%.0f p50_us=%.1f p99_us=%.1f "
 		       "mean_us=%.1f failures=%lld\n",
 		       clients, total, window, window > 0 ? (double)total / window : 0.0,
-		       (double)percentile(all, total, 50.0) / 1000.0,
-		       (double)percentile(all, total, 99.0) / 1000.0,
+		       (double)bench_percentile(all, total, 50.0) / 1000.0,
+		       (double)bench_percentile(all, total, 99.0) / 1000.0,
 		       total > 0 ? sum / (double)total / 1000.0 : 0.0, failures);
 		free(all);
 		if (failures > 0)

@@ -23,6 +23,7 @@
  * by bench/xmpp-load. Nothing asserts on time. Exit status: 0 measured; 1 a login failed,
  * a session ended or a message was lost or bounced (the numbers are then void); 2 setup
  * failure; 64 bad usage. */
+#include "latency.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -130,13 +131,6 @@ static struct {
 	int exit_status;
 } B;
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void die(int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -173,24 +167,11 @@ static void sample_add(struct samples *s, uint64_t v)
 	s->v[s->n++] = v;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-	return x < y ? -1 : x > y;
-}
-
 /* Nearest-rank percentile in milliseconds; sorts the samples. */
 static double percentile_ms(struct samples *s, double p)
 {
-	if (s->n == 0)
-		return 0;
-	qsort(s->v, s->n, sizeof(*s->v), cmp_u64);
-	size_t rank = (size_t)(p / 100.0 * (double)s->n + 0.999999);
-	if (rank < 1)
-		rank = 1;
-	if (rank > s->n)
-		rank = s->n;
-	return (double)s->v[rank - 1] / 1e6;
+	bench_sort(s->v, s->n);
+	return (double)bench_percentile(s->v, s->n, p) / 1e6;
 }
 
 /* The server's VmRSS in KiB, or -1. */
@@ -368,7 +349,7 @@ static void start_tls(struct sess *s)
 
 static void sess_start(struct sess *s)
 {
-	s->login_start_ns = now_ns();
+	s->login_start_ns = bench_now_ns();
 	B.in_progress++;
 	s->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (s->fd < 0) {
@@ -533,7 +514,7 @@ static bool login_step(struct sess *s, struct evbuffer *in)
 		break;
 	}
 	case ST_PING: {
-		uint64_t t = now_ns();
+		uint64_t t = bench_now_ns();
 		s->st = ST_READY;
 		sample_add(&B.login_lat, t - s->login_start_ns);
 		B.logged_in++;
@@ -559,7 +540,7 @@ static void read_messages(struct sess *s, struct evbuffer *in)
 		return;
 	const char *data = (const char *)evbuffer_pullup(in, -1);
 	size_t pos = 0, keep_from = len > 16 ? len - 16 : 0;
-	uint64_t t = now_ns();
+	uint64_t t = bench_now_ns();
 	bool any = false;
 	for (;;) {
 		const char *b = find(data + pos, len - pos, "<body>t=");
@@ -670,7 +651,7 @@ static void pump(void)
 {
 	if (!B.sending || B.phase != PH_THROUGHPUT)
 		return;
-	uint64_t t = now_ns();
+	uint64_t t = bench_now_ns();
 	while (B.inflight < B.inflight_max) {
 		struct sess *to, *from = next_sender(&to);
 		if (from == NULL)
@@ -686,7 +667,7 @@ static void on_pace(evutil_socket_t fd, short what, void *arg)
 	(void)arg;
 	if (!B.sending)
 		return;
-	uint64_t t = now_ns();
+	uint64_t t = bench_now_ns();
 	uint64_t due = (uint64_t)((double)(t - B.phase_start) / 1e9 * B.rate);
 	while (B.paced_sent < due) {
 		struct sess *to, *from = next_sender(&to);
@@ -728,7 +709,7 @@ static void on_phase_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	(void)arg;
-	uint64_t t = now_ns();
+	uint64_t t = bench_now_ns();
 	if (B.phase == PH_IDLE) {
 		long rss = server_rss_kib();
 		printf("phase=idle sessions=%u seconds=%.1f rss_before_kib=%ld rss_after_kib=%ld "
@@ -778,7 +759,7 @@ static void start_phase(enum phase ph)
 		B.recv_in_window = B.bounced = 0;
 		B.inflight = 0;
 		B.paced_sent = 0;
-		B.phase_start = now_ns();
+		B.phase_start = bench_now_ns();
 		B.window_start = B.phase_start + WARMUP_NS;
 		B.window_end = B.window_start + (uint64_t)(B.seconds * 1e9);
 		B.sending = true;
@@ -990,7 +971,7 @@ int main(int argc, char **argv)
 	B.rss_before = server_rss_kib();
 	B.phase = PH_LOGIN;
 	cpu_mark();
-	B.login_t0 = B.login_t1 = now_ns();
+	B.login_t0 = B.login_t1 = bench_now_ns();
 	start_next_logins();
 	if (B.phase != PH_DONE)
 		event_base_dispatch(B.base);
