@@ -65,6 +65,7 @@ struct config {
 		char *listen;
 		char *public_url;
 		long long threads;
+		long long workers;
 	} http;
 	struct {
 		char *entity_id;

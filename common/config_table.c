@@ -297,9 +297,11 @@ const struct setting config_settings[] = {
 	 "The external base URL; every URL samlgw shows or signs is built from it, never from "
 	 "request headers."},
 	{"http", "threads", SETTING_INT, TOP(http.threads), "0", 0, 256, NULL, 0, PROG_SAMLGW,
-	 "number", "Worker threads of the web server, each serving its connections over epoll; "
-	 "0: one thread per connection, so that no request waits for one on another "
-	 "connection (the handlers block on Redis and RSA)."},
+	 "number", "Threads of the web server that read requests and write replies, each serving "
+	 "its connections over epoll; 0: one per CPU."},
+	{"http", "workers", SETTING_INT, TOP(http.workers), "0", 0, 1024, NULL, 0, PROG_SAMLGW,
+	 "number", "Threads that run the request handlers (they wait on Redis and do the RSA "
+	 "work), shared by all connections; 0: four per CPU, at least 8."},
 
 	{"saml", "entity_id", SETTING_STRING, TOP(saml.entity_id), NULL, 0, 0, v_uri, PROG_SAMLGW,
 	 PROG_SAMLGW, "URI", "This service provider's SAML entityID."},

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <errno.h>
+#include <pthread.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
@@ -17,7 +20,25 @@ struct http_server {
 	http_done *done;
 	void *ctx;
 	char *prefix;
+
+	/* Requests whose body is complete wait here, their connection suspended, until a
+	 * worker runs the handler; a connection has at most one request queued. */
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	struct http_request *head, *tail;
+	bool stopping;
+	pthread_t *workers;
+	unsigned n_workers;
 };
+
+static void reply_free(struct http_reply *r)
+{
+	free(r->location);
+	free(r->set_cookie);
+	if (r->body != NULL && r->secret)
+		secret_wipe(r->body, r->len);
+	free(r->body);
+}
 
 static void request_free(struct http_request *req)
 {
@@ -33,16 +54,8 @@ static void request_free(struct http_request *req)
 		secret_free(req->form[i].value);
 	}
 	free(req->form);
+	reply_free(&req->reply);
 	free(req);
-}
-
-static void reply_free(struct http_reply *r)
-{
-	free(r->location);
-	free(r->set_cookie);
-	if (r->body != NULL && r->secret)
-		secret_wipe(r->body, r->len);
-	free(r->body);
 }
 
 static void free_secret_body(void *cls)
@@ -89,10 +102,67 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, struct http_reply
 	return ret;
 }
 
+static void reply_fallback(struct http_reply *reply)
+{
+	if (reply->status == 0)
+		http_reply_text(reply, 500, "text/plain; charset=utf-8", "Internal error.\n");
+}
+
+/* A worker: takes complete requests off the queue, runs the handler, and hands the
+ * connection back to its epoll thread, which sends the reply. */
+static void *worker_main(void *arg)
+{
+	struct http_server *s = arg;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (s->head == NULL && !s->stopping)
+			pthread_cond_wait(&s->wake, &s->lock);
+		struct http_request *req = s->head;
+		if (req == NULL)
+			break; /* stopping, and nothing left to answer */
+		s->head = req->next;
+		if (s->head == NULL)
+			s->tail = NULL;
+		req->next = NULL;
+		pthread_mutex_unlock(&s->lock);
+		s->handler(s->ctx, req, &req->reply);
+		reply_fallback(&req->reply);
+		req->answered = true;
+		MHD_resume_connection(req->conn);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static void enqueue(struct http_server *s, struct http_request *req)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->tail != NULL)
+		s->tail->next = req;
+	else
+		s->head = req;
+	s->tail = req;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* The request's declared body length is over the cap: answer before reading it. */
+static bool declared_too_large(struct MHD_Connection *conn)
+{
+	const char *cl =
+	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (cl == NULL)
+		return false;
+	char *end;
+	errno = 0;
+	unsigned long long n = strtoull(cl, &end, 10);
+	return *end != '\0' || errno != 0 || n > HTTP_BODY_MAX;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+				  const char *method, const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **con_cls)
 {
 	struct http_server *s = cls;
 	struct http_request *req = *con_cls;
@@ -108,8 +178,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			url += plen;
 		req->path = xstrdup(url[0] == '\0' ? "/" : url);
 		*con_cls = req;
+		if (declared_too_large(conn)) {
+			/* Answered at once: the body is never read, and the connection closes
+			 * after the reply. */
+			req->too_large = true;
+			struct http_reply reply = {0};
+			http_reply_text(&reply, 413, "text/plain; charset=utf-8",
+					"Request body too large.\n");
+			return send_reply(conn, &reply);
+		}
 		return MHD_YES;
 	}
+	if (req->answered)
+		return send_reply(conn, &req->reply);
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
 		if (!req->too_large && req->body_len + n <= HTTP_BODY_MAX) {
@@ -123,15 +204,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	struct http_reply reply = {0};
-	if (req->too_large)
+	if (req->too_large) {
+		struct http_reply reply = {0};
 		http_reply_text(&reply, 413, "text/plain; charset=utf-8",
 				"Request body too large.\n");
-	else
-		s->handler(s->ctx, req, &reply);
-	if (reply.status == 0)
-		http_reply_text(&reply, 500, "text/plain; charset=utf-8", "Internal error.\n");
-	return send_reply(conn, &reply);
+		return send_reply(conn, &reply);
+	}
+	/* The request is complete: its handler may block (Redis, RSA), so it runs on a
+	 * worker while this thread goes on serving its other connections. */
+	MHD_suspend_connection(conn);
+	enqueue(s, req);
+	return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -157,7 +240,33 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 	(void)ap; /* libmicrohttpd's own messages would bypass log_event; counted instead */
 }
 
-int http_start(const char *listen, unsigned threads, const char *path_prefix,
+static unsigned cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	return n < 1 ? 1 : n > 64 ? 64 : (unsigned)n;
+}
+
+static void stop_workers(struct http_server *s)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stopping = true;
+	pthread_cond_broadcast(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		pthread_join(s->workers[i], NULL);
+	s->n_workers = 0;
+}
+
+static void server_free(struct http_server *s)
+{
+	free(s->workers);
+	pthread_cond_destroy(&s->wake);
+	pthread_mutex_destroy(&s->lock);
+	free(s->prefix);
+	free(s);
+}
+
+int http_start(const char *listen, unsigned threads, unsigned workers, const char *path_prefix,
 	       http_handler *handler, http_done *done, void *ctx, struct http_server **server_r,
 	       const char **error_r)
 {
@@ -182,24 +291,38 @@ int http_start(const char *listen, unsigned threads, const char *path_prefix,
 	s->done = done;
 	s->ctx = ctx;
 	s->prefix = xstrdup(path_prefix);
-	/* Handlers block (Redis, RSA): with a pool, a worker busy with one request leaves the
-	 * other connections it accepted waiting, however idle the other workers are, and a
-	 * worker accepts whatever arrives at once. threads == 0: one thread per connection,
-	 * so requests on different connections never wait for each other. */
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG |
-			 (threads == 0 ? MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL : MHD_USE_EPOLL);
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	if (threads == 0)
+		threads = cpus();
+	if (workers == 0)
+		workers = cpus() * 4 < 8 ? 8 : cpus() * 4;
+	s->workers = xcalloc(workers, sizeof(*s->workers));
+	for (; s->n_workers < workers; s->n_workers++) {
+		if (pthread_create(&s->workers[s->n_workers], NULL, worker_main, s) != 0) {
+			stop_workers(s);
+			server_free(s);
+			freeaddrinfo(ai);
+			*error_r = "cannot start the web server's worker threads";
+			return -1;
+		}
+	}
+	/* A pool of epoll threads reads requests and writes replies; handlers run on the
+	 * workers (see on_request), so a slow handler never holds up another connection. */
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+			 MHD_ALLOW_SUSPEND_RESUME;
 	if (ai->ai_family == AF_INET6)
 		flags |= MHD_USE_IPv6;
 	s->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)1000, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
+	    (unsigned)HTTP_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 		MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);
 	if (s->daemon == NULL) {
-		free(s->prefix);
-		free(s);
+		stop_workers(s);
+		server_free(s);
 		*error_r = "cannot listen on http.listen (address in use or not permitted)";
 		return -1;
 	}
@@ -211,9 +334,14 @@ void http_stop(struct http_server *s)
 {
 	if (s == NULL)
 		return;
+	/* No new connections; the workers answer what is queued (each answer resumes its
+	 * connection), then the daemon closes everything. */
+	MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+	stop_workers(s);
 	MHD_stop_daemon(s->daemon);
-	free(s->prefix);
-	free(s);
+	if (fd != MHD_INVALID_SOCKET)
+		close(fd);
+	server_free(s);
 }
 
 const char *http_query(const struct http_request *req, const char *name)
@@ -315,8 +443,7 @@ bool http_form_bad(struct http_request *req)
 	return req->form_bad;
 }
 
-void http_reply_text(struct http_reply *reply, unsigned status, const char *type,
-		     const char *body)
+void http_reply_text(struct http_reply *reply, unsigned status, const char *type, const char *body)
 {
 	free(reply->body);
 	reply->status = status;
@@ -337,8 +464,8 @@ char *http_url_encode(const char *s)
 	static const char hex[] = "0123456789ABCDEF";
 	char *out = xcalloc(1, strlen(s) * 3 + 1), *o = out;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-		    *p == '-' || *p == '_' || *p == '.' || *p == '~') {
+		if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		    (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.' || *p == '~') {
 			*o++ = (char)*p;
 		} else {
 			*o++ = '%';

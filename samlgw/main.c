@@ -173,8 +173,8 @@ int main(int argc, char **argv)
 	app_ready = true;
 	const char *path = strstr(cfg->http.public_url, "://") + 3;
 	path = strchr(path, '/') != NULL ? strchr(path, '/') : "";
-	if (http_start(cfg->http.listen, (unsigned)cfg->http.threads, path, web_handle, web_done,
-		       &app, &server, &error) < 0) {
+	if (http_start(cfg->http.listen, (unsigned)cfg->http.threads, (unsigned)cfg->http.workers,
+		       path, web_handle, web_done, &app, &server, &error) < 0) {
 		fprintf(stderr, "samlgw: %s: %s\n", cfg->http.listen, error);
 		log_event(LOG_LEVEL_ERROR, "start_failed", "listen", cfg->http.listen, "reason",
 			  error, NULL);

@@ -1,7 +1,10 @@
 """samlgw as a program: --version/--help/--check, refusals to start, /healthz, /metrics and
-the SP metadata it publishes."""
+the SP metadata it publishes, and the web server's handling of connections."""
 import os
+import socket
 import subprocess
+import threading
+import time
 import urllib.request
 
 from lxml import etree
@@ -122,3 +125,67 @@ def test_account_needs_session(stack):
     assert page.status == 302 and page.location == gw.url + "/login"
     page = b.post(gw.url + "/tokens", {"csrf": "x"}, follow=False)
     assert page.status == 403
+
+
+def _raw_request(gw, head, body=b"", timeout=10):
+    """Send head (and body) on a new connection; the reply's status line and the seconds
+    it took."""
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=timeout)
+    try:
+        t0 = time.monotonic()
+        s.sendall(head + body)
+        data = b""
+        while b"\r\n" not in data:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        return data.split(b"\r\n", 1)[0].decode(), time.monotonic() - t0
+    finally:
+        s.close()
+
+
+def test_oversize_body_refused_before_it_is_sent(stack):
+    """A declared Content-Length over 256 KiB is answered 413 at once: samlgw does not wait
+    for (or read) the body. A second request right after works."""
+    gw, _ = stack
+    head = (b"POST /saml/acs HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: 10000000\r\n\r\n")
+    status, took = _raw_request(gw, head)
+    assert status.startswith("HTTP/1.1 413"), status
+    assert took < 5, took
+    # At the cap exactly, the body is read and the request handled (not a 413).
+    body = b"SAMLResponse=" + b"A" * (256 * 1024 - len("SAMLResponse="))
+    head = (b"POST /saml/acs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            b"Content-Type: application/x-www-form-urlencoded\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(body))
+    status, _ = _raw_request(gw, head, body)
+    assert status.startswith("HTTP/1.1 4") and " 413" not in status, status
+    assert get(gw.url + "/healthz")[0] == 200
+
+
+def test_blocked_handlers_do_not_hold_up_other_requests(stack):
+    """Requests waiting on a hung Redis (up to redis.timeout_ms each) occupy handler
+    workers only: the epoll threads go on answering other connections meanwhile."""
+    gw, _ = stack
+    results = []
+
+    def waiting():
+        results.append(get(gw.url + "/healthz")[0])
+
+    gw.redis.pause()
+    try:
+        threads = [threading.Thread(target=waiting) for _ in range(3)]
+        for t in threads:
+            t.start()
+        time.sleep(0.2)
+        status, _, body = get(gw.url + "/saml/metadata")
+        assert status == 200 and b"EntityDescriptor" in body
+        assert results == []  # answered while the three still wait on Redis
+    finally:
+        gw.redis.resume()
+        for t in threads:
+            t.join()
+    assert len(results) == 3 and set(results) <= {200, 503}, results
+    assert get(gw.url + "/healthz")[0] == 200
