@@ -14,6 +14,16 @@
 
 #include <microhttpd.h>
 
+/* One handler thread. Idle workers wait on a stack, so the one that went idle last (its
+ * caches still warm) takes the next request. */
+struct http_worker {
+	pthread_t tid;
+	pthread_cond_t wake;
+	struct http_worker *next_idle;
+	bool listed; /* on the idle stack */
+	struct http_server *server;
+};
+
 struct http_server {
 	struct MHD_Daemon *daemon;
 	http_handler *handler;
@@ -24,10 +34,10 @@ struct http_server {
 	/* Requests whose body is complete wait here, their connection suspended, until a
 	 * worker runs the handler; a connection has at most one request queued. */
 	pthread_mutex_t lock;
-	pthread_cond_t wake;
 	struct http_request *head, *tail;
+	struct http_worker *idle;
 	bool stopping;
-	pthread_t *workers;
+	struct http_worker *workers;
 	unsigned n_workers;
 };
 
@@ -108,15 +118,35 @@ static void reply_fallback(struct http_reply *reply)
 		http_reply_text(reply, 500, "text/plain; charset=utf-8", "Internal error.\n");
 }
 
+static void unlist(struct http_server *s, struct http_worker *w)
+{
+	for (struct http_worker **p = &s->idle; *p != NULL; p = &(*p)->next_idle) {
+		if (*p == w) {
+			*p = w->next_idle;
+			break;
+		}
+	}
+	w->listed = false;
+}
+
 /* A worker: takes complete requests off the queue, runs the handler, and hands the
  * connection back to its epoll thread, which sends the reply. */
 static void *worker_main(void *arg)
 {
-	struct http_server *s = arg;
+	struct http_worker *w = arg;
+	struct http_server *s = w->server;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		while (s->head == NULL && !s->stopping)
-			pthread_cond_wait(&s->wake, &s->lock);
+		while (s->head == NULL && !s->stopping) {
+			if (!w->listed) {
+				w->next_idle = s->idle;
+				s->idle = w;
+				w->listed = true;
+			}
+			pthread_cond_wait(&w->wake, &s->lock); /* the waker unlists it */
+		}
+		if (w->listed) /* woke by itself, and there is work: off the stack */
+			unlist(s, w);
 		struct http_request *req = s->head;
 		if (req == NULL)
 			break; /* stopping, and nothing left to answer */
@@ -135,6 +165,17 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
+/* Wake the most recently idle worker; called with the lock held. */
+static void wake_one(struct http_server *s)
+{
+	struct http_worker *w = s->idle;
+	if (w == NULL)
+		return; /* all busy: the next one to finish takes the request */
+	s->idle = w->next_idle;
+	w->listed = false;
+	pthread_cond_signal(&w->wake);
+}
+
 static void enqueue(struct http_server *s, struct http_request *req)
 {
 	pthread_mutex_lock(&s->lock);
@@ -143,7 +184,7 @@ static void enqueue(struct http_server *s, struct http_request *req)
 	else
 		s->head = req;
 	s->tail = req;
-	pthread_cond_signal(&s->wake);
+	wake_one(s);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -250,17 +291,19 @@ static void stop_workers(struct http_server *s)
 {
 	pthread_mutex_lock(&s->lock);
 	s->stopping = true;
-	pthread_cond_broadcast(&s->wake);
+	while (s->idle != NULL)
+		wake_one(s);
 	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < s->n_workers; i++)
-		pthread_join(s->workers[i], NULL);
+		pthread_join(s->workers[i].tid, NULL);
+	for (unsigned i = 0; i < s->n_workers; i++)
+		pthread_cond_destroy(&s->workers[i].wake);
 	s->n_workers = 0;
 }
 
 static void server_free(struct http_server *s)
 {
 	free(s->workers);
-	pthread_cond_destroy(&s->wake);
 	pthread_mutex_destroy(&s->lock);
 	free(s->prefix);
 	free(s);
@@ -292,14 +335,17 @@ int http_start(const char *listen, unsigned threads, unsigned workers, const cha
 	s->ctx = ctx;
 	s->prefix = xstrdup(path_prefix);
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->wake, NULL);
 	if (threads == 0)
 		threads = cpus();
 	if (workers == 0)
 		workers = cpus() * 4 < 8 ? 8 : cpus() * 4;
 	s->workers = xcalloc(workers, sizeof(*s->workers));
 	for (; s->n_workers < workers; s->n_workers++) {
-		if (pthread_create(&s->workers[s->n_workers], NULL, worker_main, s) != 0) {
+		struct http_worker *w = &s->workers[s->n_workers];
+		w->server = s;
+		pthread_cond_init(&w->wake, NULL);
+		if (pthread_create(&w->tid, NULL, worker_main, w) != 0) {
+			pthread_cond_destroy(&w->wake);
 			stop_workers(s);
 			server_free(s);
 			freeaddrinfo(ai);
