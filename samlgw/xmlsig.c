@@ -1,4 +1,4 @@
-/* XML signature verification and decryption with xmlsec1 (see xmlsig.h).
+/* XML signature verification with xmlsec1 (see xmlsig.h).
  *
  * Every verification runs in its own xmlSecDSigCtx with the candidate key set directly
  * (no keys manager, so KeyInfo in the message is never used to pick or trust a key), only
@@ -15,7 +15,6 @@
 #include <xmlsec/keyinfo.h>
 #include <xmlsec/keysmngr.h>
 #include <xmlsec/xmldsig.h>
-#include <xmlsec/xmlenc.h>
 #include <xmlsec/xmltree.h>
 
 #define CERT_DER_MAX (64 * 1024)
@@ -209,131 +208,4 @@ int xmlsig_verify(xmlNode *elem, const struct xmlsig_keys *keys, bool allow_sha1
 			return 0;
 	}
 	return -1;
-}
-
-struct xmlsig_decryptor {
-	xmlSecKeysMngrPtr mngr;
-};
-
-int xmlsig_decryptor_new(const char *key_pem_path, struct xmlsig_decryptor **dec_r,
-			 const char **error_r)
-{
-	xmlSecKeyPtr key = xmlSecCryptoAppKeyLoad(key_pem_path, xmlSecKeyDataFormatPem, NULL,
-						  NULL, NULL);
-	if (key == NULL) {
-		*error_r = "cannot read the private key (PEM, unencrypted)";
-		return -1;
-	}
-	xmlSecKeysMngrPtr mngr = xmlSecKeysMngrCreate();
-	if (mngr == NULL || xmlSecCryptoAppDefaultKeysMngrInit(mngr) < 0 ||
-	    xmlSecCryptoAppDefaultKeysMngrAdoptKey(mngr, key) < 0) {
-		if (mngr != NULL)
-			xmlSecKeysMngrDestroy(mngr);
-		xmlSecKeyDestroy(key);
-		*error_r = "cannot set up the decryption key";
-		return -1;
-	}
-	struct xmlsig_decryptor *dec = xcalloc(1, sizeof(*dec));
-	dec->mngr = mngr;
-	*dec_r = dec;
-	return 0;
-}
-
-void xmlsig_decryptor_free(struct xmlsig_decryptor *dec)
-{
-	if (dec == NULL)
-		return;
-	xmlSecKeysMngrDestroy(dec->mngr);
-	free(dec);
-}
-
-static bool alg_in(const char *alg, const char *const *list)
-{
-	for (; alg != NULL && *list != NULL; list++) {
-		if (strcmp(alg, *list) == 0)
-			return true;
-	}
-	return false;
-}
-
-/* Every EncryptedData and EncryptedKey under node must name an algorithm we accept, checked
- * before any private-key operation. Key transport is RSA-OAEP only: RSA PKCS#1 v1.5
- * (rsa-1_5) would hand anyone who can POST to the ACS a Bleichenbacher oracle on the SP
- * key, since a Response need not be signed outside its encrypted assertion. */
-static int check_enc_algorithms(const xmlNode *node, const char **error_r)
-{
-	static const char *const key_algs[] = {
-		"http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
-		"http://www.w3.org/2009/xmlenc11#rsa-oaep",
-		NULL,
-	};
-	static const char *const data_algs[] = {
-		"http://www.w3.org/2009/xmlenc11#aes128-gcm",
-		"http://www.w3.org/2009/xmlenc11#aes192-gcm",
-		"http://www.w3.org/2009/xmlenc11#aes256-gcm",
-		"http://www.w3.org/2001/04/xmlenc#aes128-cbc",
-		"http://www.w3.org/2001/04/xmlenc#aes192-cbc",
-		"http://www.w3.org/2001/04/xmlenc#aes256-cbc",
-		NULL,
-	};
-	for (const xmlNode *c = node->children; c != NULL; c = c->next) {
-		if (c->type != XML_ELEMENT_NODE)
-			continue;
-		bool is_key = xml_is(c, NS_XENC, "EncryptedKey");
-		if (is_key || xml_is(c, NS_XENC, "EncryptedData")) {
-			const xmlNode *m = xml_child(c, NS_XENC, "EncryptionMethod");
-			const char *alg = m != NULL ? xml_attr(m, "Algorithm") : NULL;
-			if (!alg_in(alg, is_key ? key_algs : data_algs)) {
-				*error_r = is_key ? "the EncryptedKey's algorithm is not RSA-OAEP"
-						  : "the EncryptedData's algorithm is not AES-GCM or "
-						    "AES-CBC";
-				return -1;
-			}
-		}
-		if (check_enc_algorithms(c, error_r) < 0)
-			return -1;
-	}
-	return 0;
-}
-
-xmlNode *xmlsig_decrypt(const struct xmlsig_decryptor *dec, xmlNode *enc_data,
-			const char **error_r)
-{
-	xmlNode *parent = enc_data->parent;
-	if (check_enc_algorithms(parent, error_r) < 0)
-		return NULL;
-	xmlSecEncCtxPtr ctx = xmlSecEncCtxCreate(dec->mngr);
-	if (ctx == NULL) {
-		*error_r = "cannot set up decryption";
-		return NULL;
-	}
-	/* Only keys from our own manager; no retrieval of remote key material. Of KeyInfo
-	 * only what leads to the EncryptedKey is read: certificates or key values in the
-	 * message are never parsed (the SP key is found in the manager without them, and
-	 * each certificate read cost a full X.509 decode per Response). */
-	ctx->keyInfoReadCtx.retrievalMethodCtx.enabledUris = xmlSecTransformUriTypeSameDocument;
-	ctx->transformCtx.enabledUris = xmlSecTransformUriTypeNone;
-	xmlNode *first = NULL;
-	if (xmlSecPtrListAdd(&ctx->keyInfoReadCtx.enabledKeyData, (void *)xmlSecKeyDataNameId) < 0 ||
-	    xmlSecPtrListAdd(&ctx->keyInfoReadCtx.enabledKeyData,
-			     (void *)xmlSecKeyDataRetrievalMethodId) < 0 ||
-	    xmlSecPtrListAdd(&ctx->keyInfoReadCtx.enabledKeyData,
-			     (void *)xmlSecKeyDataEncryptedKeyId) < 0) {
-		*error_r = "cannot set up decryption";
-	} else if (xmlSecEncCtxDecrypt(ctx, enc_data) < 0 || ctx->result == NULL) {
-		*error_r = "the assertion cannot be decrypted with the SP key";
-	} else if (!ctx->resultReplaced) {
-		*error_r = "the encrypted content is not XML";
-	} else {
-		for (xmlNode *c = parent->children; c != NULL; c = c->next) {
-			if (c->type == XML_ELEMENT_NODE && !xml_is(c, NS_XENC, "EncryptedKey")) {
-				first = c;
-				break;
-			}
-		}
-		if (first == NULL)
-			*error_r = "the decrypted content holds no element";
-	}
-	xmlSecEncCtxDestroy(ctx);
-	return first;
 }

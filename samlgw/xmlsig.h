@@ -1,6 +1,6 @@
-/* XML signatures and encryption for samlgw (xmlsec1 with OpenSSL): verifying the enveloped
- * signature of one element against a set of trusted keys, and decrypting an EncryptedData
- * with the SP's private key. Callers register IDs first (xml_register_ids). */
+/* XML signatures for samlgw (xmlsec1 with OpenSSL): verifying the enveloped signature of
+ * one element against a set of trusted keys. Callers register IDs first
+ * (xml_register_ids). Decryption: xmlenc.h. */
 #ifndef SAMLGW_XMLSIG_H
 #define SAMLGW_XMLSIG_H
 
@@ -30,16 +30,5 @@ void xmlsig_keys_clear(struct xmlsig_keys *keys);
  * (static text saying exactly what failed). */
 int xmlsig_verify(xmlNode *elem, const struct xmlsig_keys *keys, bool allow_sha1,
 		  const char **error_r);
-
-/* The SP's decryption key. */
-struct xmlsig_decryptor;
-int xmlsig_decryptor_new(const char *key_pem_path, struct xmlsig_decryptor **dec_r,
-			 const char **error_r);
-void xmlsig_decryptor_free(struct xmlsig_decryptor *dec);
-
-/* Decrypt enc_data (an xenc:EncryptedData element) in place: it is replaced by the
- * plaintext's nodes. Returns the first element of the plaintext, or NULL with *error_r. */
-xmlNode *xmlsig_decrypt(const struct xmlsig_decryptor *dec, xmlNode *enc_data,
-			const char **error_r);
 
 #endif
