@@ -158,9 +158,8 @@ static void flush(struct out *o)
 	o->n = 0;
 }
 
-static void put(struct out *o, const void *p, size_t len)
+static void put_slow(struct out *o, const unsigned char *s, size_t len)
 {
-	const unsigned char *s = p;
 	while (len > 0) {
 		if (o->n == OUT_BUF)
 			flush(o);
@@ -172,19 +171,43 @@ static void put(struct out *o, const void *p, size_t len)
 	}
 }
 
+static inline void put(struct out *o, const void *p, size_t len)
+{
+	if (len <= OUT_BUF - o->n) {
+		memcpy(o->buf + o->n, p, len);
+		o->n += len;
+	} else {
+		put_slow(o, p, len);
+	}
+}
+
 static void put_str(struct out *o, const xmlChar *s)
 {
 	if (s != NULL)
 		put(o, s, strlen((const char *)s));
 }
 
-/* xmlC11NNormalizeString: text escapes & < > CR; attribute values & < " TAB LF CR. */
+/* xmlC11NNormalizeString: text escapes & < > CR; attribute values & < " TAB LF CR. The
+ * tables mark those bytes, and NUL, which ends the string. */
+static const unsigned char text_special[256] = {
+	[0] = 1, ['&'] = 1, ['<'] = 1, ['>'] = 1, ['\r'] = 1,
+};
+static const unsigned char attr_special[256] = {
+	[0] = 1, ['&'] = 1, ['<'] = 1, ['"'] = 1, ['\t'] = 1, ['\n'] = 1, ['\r'] = 1,
+};
+
 static void put_escaped(struct out *o, const xmlChar *s, bool attr)
 {
-	const xmlChar *run = s;
-	for (; *s != '\0'; s++) {
+	const unsigned char *special = attr ? attr_special : text_special;
+	for (;;) {
+		const xmlChar *run = s;
+		while (!special[*s])
+			s++;
+		put(o, run, (size_t)(s - run));
 		const char *rep;
 		switch (*s) {
+		case '\0':
+			return;
 		case '&':
 			rep = "&amp;";
 			break;
@@ -192,30 +215,24 @@ static void put_escaped(struct out *o, const xmlChar *s, bool attr)
 			rep = "&lt;";
 			break;
 		case '>':
-			rep = attr ? NULL : "&gt;";
+			rep = "&gt;";
 			break;
 		case '"':
-			rep = attr ? "&quot;" : NULL;
+			rep = "&quot;";
 			break;
 		case '\t':
-			rep = attr ? "&#x9;" : NULL;
+			rep = "&#x9;";
 			break;
 		case '\n':
-			rep = attr ? "&#xA;" : NULL;
+			rep = "&#xA;";
 			break;
-		case '\r':
+		default: /* '\r' */
 			rep = "&#xD;";
 			break;
-		default:
-			rep = NULL;
 		}
-		if (rep != NULL) {
-			put(o, run, (size_t)(s - run));
-			put(o, rep, strlen(rep));
-			run = s + 1;
-		}
+		put(o, rep, strlen(rep));
+		s++;
 	}
-	put(o, run, (size_t)(s - run));
 }
 
 static void put_qname(struct out *o, const xmlNs *ns, const xmlChar *name)
