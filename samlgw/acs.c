@@ -3,6 +3,7 @@
 #include "b64.h"
 #include "sp_metadata.h"
 #include "xml.h"
+#include "xmlenc.h"
 #include "xmlsig.h"
 #include "util.h"
 
@@ -242,13 +243,12 @@ static int check_message(struct check *c, struct sp *sp, struct parsed *p, const
 	xmlNode *a;
 	if (enc == 1) {
 		xmlNode *ea = xml_child(resp, NS_SAML, "EncryptedAssertion");
-		xmlNode *ed = xml_child(ea, NS_XENC, "EncryptedData");
-		if (ed == NULL)
-			REFUSE(REFUSE_DECRYPTION, "the EncryptedAssertion has no EncryptedData");
-		a = xmlsig_decrypt(sp->decryptor, ed, &error);
+		/* Every failure from here on has the same reason, whatever step failed (no
+		 * padding or format oracle for the client; the log has the detail). */
+		a = xmlenc_decrypt(sp->decryptor, ea, &error);
 		if (a == NULL)
 			REFUSE(REFUSE_DECRYPTION, "%s", error);
-		if (!xml_is(a, NS_SAML, "Assertion") || a->next != NULL ||
+		if (!xml_is(a, NS_SAML, "Assertion") ||
 		    xml_count_children(ea, NS_SAML, "Assertion") != 1)
 			REFUSE(REFUSE_DECRYPTION, "the encrypted content is not one Assertion");
 		if (xml_count_descendants(a, NS_SAML, "Assertion") != 1 ||
@@ -373,56 +373,30 @@ int acs_check(struct sp *sp, const char *b64, size_t len, time_t now, struct acs
 	return r;
 }
 
-int acs_process(struct sp *sp, struct kv *kv, const char *b64, size_t len, time_t now,
-		struct acs_result *result, enum refusal *reason_r, const char **error_r,
-		char **issuer_r)
+int acs_commit(struct kv *kv, struct acs_checked *ch, const struct kv_session_new *session,
+	       struct acs_result *result, enum refusal *reason_r, const char **error_r)
 {
-	struct acs_checked ch = {0};
-	char *state = NULL;
-	const char *error;
-	if (acs_check(sp, b64, len, now, &ch, reason_r, error_r, issuer_r) < 0)
-		return -1;
 	/* Only now, with a message that passed every other check, touch shared state: a
 	 * forged message must not be able to consume someone's pending request. */
-	enum refusal reason;
-	const char *why;
-	const char *return_to = NULL;
-	if (ch.in_response_to != NULL) {
-		enum kv_result r = kv_request_take(kv, ch.in_response_to, &state, &error);
-		if (r != KV_OK) {
-			reason = r == KV_MISS ? REFUSE_IN_RESPONSE_TO : REFUSE_UNAVAILABLE;
-			why = fmt_error("InResponseTo: %s", error);
-			goto fail;
-		}
-		/* state: "IDP-ENTITY-ID\nRETURN-PATH" */
-		char *nl = strchr(state, '\n');
-		if (nl == NULL || (size_t)(nl - state) != strlen(ch.issuer) ||
-		    strncmp(state, ch.issuer, (size_t)(nl - state)) != 0) {
-			reason = REFUSE_IN_RESPONSE_TO;
-			why = "the request was sent to another IdP than the one that answered";
-			goto fail;
-		}
-		return_to = nl + 1;
+	char *return_to = NULL;
+	enum kv_login_refusal why = KV_LOGIN_NO_REQUEST;
+	const char *error;
+	enum kv_result r = kv_login(kv, ch->issuer, ch->assertion_id, (long long)ch->replay_until,
+				    ch->in_response_to, session, &return_to, &why, &error);
+	if (r == KV_UNAVAILABLE) {
+		*reason_r = REFUSE_UNAVAILABLE;
+		*error_r = fmt_error("%s", error);
+		return -1;
 	}
-	enum kv_result r = kv_assertion_first_use(kv, ch.issuer, ch.assertion_id,
-						  (long long)ch.replay_until, &error);
-	if (r != KV_OK) {
-		reason = r == KV_MISS ? REFUSE_REPLAY : REFUSE_UNAVAILABLE;
-		why = fmt_error("%s", error);
-		goto fail;
+	if (r == KV_MISS) {
+		*reason_r = why == KV_LOGIN_REPLAY ? REFUSE_REPLAY : REFUSE_IN_RESPONSE_TO;
+		*error_r = why == KV_LOGIN_NO_REQUEST ? fmt_error("InResponseTo: %s", error)
+						      : fmt_error("%s", error);
+		return -1;
 	}
-	result->id = ch.id;
-	memset(&ch.id, 0, sizeof(ch.id));
-	result->return_to = xstrdup(return_to != NULL && return_to[0] == '/' ? return_to : "/");
-	free(state);
-	acs_checked_clear(&ch);
+	result->id = ch->id;
+	memset(&ch->id, 0, sizeof(ch->id));
+	result->return_to = xstrdup(return_to[0] == '/' ? return_to : "/");
+	free(return_to);
 	return 0;
-fail:
-	*reason_r = reason;
-	*error_r = why;
-	*issuer_r = ch.issuer;
-	ch.issuer = NULL;
-	free(state);
-	acs_checked_clear(&ch);
-	return -1;
 }

@@ -34,7 +34,7 @@ struct acs_result {
 };
 
 /* What the checks that need no shared state (acs_check) found: everything but the
- * InResponseTo lookup and the replay cache, which acs_process does in Redis after them. */
+ * InResponseTo lookup and the replay cache, which acs_commit does in Redis after them. */
 struct acs_checked {
 	struct identity id;
 	char *issuer;         /* the Response's Issuer */
@@ -46,8 +46,9 @@ struct acs_checked {
 /* Every check of the Response but the two in Redis, on b64 (the SAMLResponse form value),
  * or on xml (the decoded message), at time now: parsing, signatures, decryption, the
  * structure, time windows, attributes and the identity. Pure: no network, no Redis, no
- * change to sp. Returns 0 with *out (cleared by acs_checked_clear), or -1 like
- * acs_process. */
+ * change to sp. Returns 0 with *out (cleared by acs_checked_clear), or -1 with *reason_r
+ * and *error_r (exact, valid until the next call in this thread) and, when known,
+ * *issuer_r (the claimed Issuer, freed by the caller; may stay NULL). */
 int acs_check(struct sp *sp, const char *b64, size_t len, time_t now, struct acs_checked *out,
 	      enum refusal *reason_r, const char **error_r, char **issuer_r);
 int acs_check_xml(struct sp *sp, const char *xml, size_t len, time_t now,
@@ -55,13 +56,13 @@ int acs_check_xml(struct sp *sp, const char *xml, size_t len, time_t now,
 		  char **issuer_r);
 void acs_checked_clear(struct acs_checked *checked);
 
-/* acs_check, then InResponseTo taken from Redis (consumed once) and the assertion ID put
- * in the replay cache. Check b64 (the SAMLResponse form value) at time now. Returns 0 with *result, or -1
- * with *reason_r and *error_r (exact, valid until the next call in this thread) and, when
- * known, *issuer_r (the claimed Issuer, freed by the caller; may stay NULL). */
-int acs_process(struct sp *sp, struct kv *kv, const char *b64, size_t len, time_t now,
-		struct acs_result *result, enum refusal *reason_r, const char **error_r,
-		char **issuer_r);
+/* After acs_check: the one Redis step of a login (kv_login). The InResponseTo request is
+ * taken (consumed once; it must have gone to this IdP), the assertion ID put in the
+ * replay cache, and only then session stored. Returns 0 with *result (its id moved out
+ * of checked), or -1 with *reason_r and *error_r (valid until the next call in this
+ * thread); no session is stored then. */
+int acs_commit(struct kv *kv, struct acs_checked *checked, const struct kv_session_new *session,
+	       struct acs_result *result, enum refusal *reason_r, const char **error_r);
 void acs_result_clear(struct acs_result *result);
 
 #endif

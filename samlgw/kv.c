@@ -1,6 +1,7 @@
 /* samlgw's Redis state (see kv.h and docs/redis.md). */
 #include "kv.h"
 #include "redis_url.h"
+#include "store_keys.h"
 #include "util.h"
 
 #include <stdarg.h>
@@ -12,6 +13,28 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
+/* KEYS: assertion, new session, [request], [old session]. ARGV: has request (0/1), has
+ * old session (0/1), replay until, issuer, session ttl, jid, name, idp, csrf, created.
+ * Answers {"ok", request state or ""} or {refusal word}. */
+static const char login_script[] =
+	"local k = 3\n"
+	"local state = ''\n"
+	"if ARGV[1] == '1' then\n"
+	"  state = redis.call('GETDEL', KEYS[k])\n"
+	"  k = k + 1\n"
+	"  if not state then return {'request'} end\n"
+	"  local idp = ARGV[4] .. '\\n'\n"
+	"  if string.sub(state, 1, #idp) ~= idp then return {'idp'} end\n"
+	"end\n"
+	"if not redis.call('SET', KEYS[1], '1', 'NX', 'EXAT', ARGV[3]) then\n"
+	"  return {'replay'}\n"
+	"end\n"
+	"if ARGV[2] == '1' then redis.call('DEL', KEYS[k]) end\n"
+	"redis.call('HSET', KEYS[2], 'jid', ARGV[6], 'name', ARGV[7], 'idp', ARGV[8],\n"
+	"           'csrf', ARGV[9], 'created', ARGV[10])\n"
+	"redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
+	"return {'ok', state}\n";
+
 struct kv {
 	struct redis_url *url;
 	char *where;
@@ -19,6 +42,7 @@ struct kv {
 	struct timeval timeout;
 	redisContext *ctx;
 	pid_t pid;
+	char login_sha[41]; /* of login_script */
 	char error[300];
 };
 
@@ -45,6 +69,7 @@ int kv_open(const struct kv_options *o, struct kv **kv_r, const char **error_r)
 	kv->prefix = xstrdup(o->prefix);
 	kv->timeout.tv_sec = o->timeout_ms / 1000;
 	kv->timeout.tv_usec = (o->timeout_ms % 1000) * 1000;
+	store_script_sha1(login_script, kv->login_sha);
 	*kv_r = kv;
 	return 0;
 }
@@ -159,23 +184,6 @@ enum kv_result kv_request_put(struct kv *kv, const char *id, const char *value, 
 	return res;
 }
 
-enum kv_result kv_request_take(struct kv *kv, const char *id, char **value_r,
-			       const char **error_r)
-{
-	redisReply *r;
-	enum kv_result res = command(kv, &r, error_r, "GETDEL %srequest:%s", kv->prefix, id);
-	if (res != KV_OK)
-		return res;
-	if (r->type != REDIS_REPLY_STRING) {
-		freeReplyObject(r);
-		*error_r = "no outstanding request with this ID (unknown, expired or used)";
-		return KV_MISS;
-	}
-	*value_r = xstrndup(r->str, r->len);
-	freeReplyObject(r);
-	return KV_OK;
-}
-
 static void sha256_hex(const char *a, const char *b, char out[65])
 {
 	static const char hex[] = "0123456789abcdef";
@@ -197,23 +205,6 @@ static void sha256_hex(const char *a, const char *b, char out[65])
 	out[64] = '\0';
 }
 
-enum kv_result kv_assertion_first_use(struct kv *kv, const char *issuer, const char *id,
-				      long long expires_at, const char **error_r)
-{
-	char h[65];
-	sha256_hex(issuer, id, h);
-	redisReply *r;
-	enum kv_result res = command(kv, &r, error_r, "SET %sassertion:%s 1 NX EXAT %lld",
-				     kv->prefix, h, expires_at);
-	if (res != KV_OK)
-		return res;
-	res = r->type == REDIS_REPLY_STATUS ? KV_OK : KV_MISS;
-	freeReplyObject(r);
-	if (res == KV_MISS)
-		*error_r = "this assertion was used before";
-	return res;
-}
-
 void kv_session_clear(struct kv_session *s)
 {
 	free(s->jid);
@@ -228,41 +219,121 @@ static void session_key(const char *sid, char out[65])
 	sha256_hex("session", sid, out);
 }
 
-enum kv_result kv_session_put(struct kv *kv, const char *sid, const struct kv_session *s,
-			      long long ttl, const char **error_r)
+/* EVALSHA of the login script, EVAL when Redis does not know it yet. */
+static enum kv_result run_login_script(struct kv *kv, int argc, const char **argv,
+				       size_t *lens, redisReply **reply_r,
+				       const char **error_r)
 {
-	char h[65];
-	session_key(sid, h);
-	enum kv_result res = connect_kv(kv, error_r);
-	if (res != KV_OK)
-		return res;
-	/* One MULTI/EXEC so a session never exists without its expiry, sent as one pipeline
-	 * (one round trip). Any failure drops the connection, so no reply is left unread. */
-	redisAppendCommand(kv->ctx, "MULTI");
-	redisAppendCommand(kv->ctx, "HSET %ssession:%s jid %s name %s idp %s csrf %s created %lld",
-			   kv->prefix, h, s->jid, s->name, s->idp, s->csrf, s->created);
-	redisAppendCommand(kv->ctx, "EXPIRE %ssession:%s %lld", kv->prefix, h, ttl);
-	redisAppendCommand(kv->ctx, "EXEC");
-	bool ok = true;
-	for (int i = 0; i < 4; i++) {
-		redisReply *r = NULL;
-		if (redisGetReply(kv->ctx, (void **)&r) != REDIS_OK || r == NULL) {
+	argv[0] = "EVALSHA";
+	lens[0] = 7;
+	argv[1] = kv->login_sha;
+	lens[1] = 40;
+	enum kv_result r = connect_kv(kv, error_r);
+	for (int attempt = 0; r == KV_OK && attempt < 2; attempt++) {
+		redisReply *reply = redisCommandArgv(kv->ctx, argc, argv, lens);
+		if (reply == NULL) {
 			*error_r = set_error(kv, "Redis at %s: %s", kv->where, kv->ctx->errstr);
 			disconnect(kv);
 			return KV_UNAVAILABLE;
 		}
-		if (r->type == REDIS_REPLY_ERROR) {
-			if (ok)
-				*error_r = set_error(kv, "Redis at %s answered: %.200s", kv->where,
-						     r->str);
-			ok = false;
-		} else if (i == 3 && (r->type != REDIS_REPLY_ARRAY || r->elements != 2)) {
-			*error_r = set_error(kv, "Redis at %s did not store the session", kv->where);
-			ok = false;
+		if (attempt == 0 && reply->type == REDIS_REPLY_ERROR &&
+		    strncmp(reply->str, "NOSCRIPT", 8) == 0) {
+			freeReplyObject(reply);
+			argv[0] = "EVAL";
+			lens[0] = 4;
+			argv[1] = login_script;
+			lens[1] = sizeof(login_script) - 1;
+			continue;
 		}
-		freeReplyObject(r);
+		if (reply->type == REDIS_REPLY_ERROR) {
+			*error_r = set_error(kv, "Redis at %s answered: %.200s", kv->where,
+					     reply->str);
+			freeReplyObject(reply);
+			return KV_UNAVAILABLE;
+		}
+		*reply_r = reply;
+		return KV_OK;
 	}
-	return ok ? KV_OK : KV_UNAVAILABLE;
+	return r;
+}
+
+enum kv_result kv_login(struct kv *kv, const char *issuer, const char *assertion_id,
+			long long replay_until, const char *request_id,
+			const struct kv_session_new *session, char **return_to_r,
+			enum kv_login_refusal *refusal_r, const char **error_r)
+{
+	char replay_hash[65], session_hash[65], old_hash[65];
+	sha256_hex(issuer, assertion_id, replay_hash);
+	session_key(session->sid, session_hash);
+	const struct kv_session *s = session->s;
+	char *keys[4] = {
+		xasprintf("%sassertion:%s", kv->prefix, replay_hash),
+		xasprintf("%ssession:%s", kv->prefix, session_hash),
+	};
+	int nkeys = 2;
+	if (request_id != NULL)
+		keys[nkeys++] = xasprintf("%srequest:%s", kv->prefix, request_id);
+	if (session->old_sid != NULL) {
+		session_key(session->old_sid, old_hash);
+		keys[nkeys++] = xasprintf("%ssession:%s", kv->prefix, old_hash);
+	}
+	char until[24], ttl[24], created[24], nk[4];
+	snprintf(until, sizeof(until), "%lld", replay_until);
+	snprintf(ttl, sizeof(ttl), "%lld", session->ttl);
+	snprintf(created, sizeof(created), "%lld", s->created);
+	snprintf(nk, sizeof(nk), "%d", nkeys);
+	const char *argv[3 + 4 + 10];
+	size_t lens[ARRAY_SIZE(argv)];
+	int argc = 2;
+	argv[argc++] = nk;
+	for (int i = 0; i < nkeys; i++)
+		argv[argc++] = keys[i];
+	const char *args[] = {
+		request_id != NULL ? "1" : "0", session->old_sid != NULL ? "1" : "0", until,
+		issuer, ttl, s->jid, s->name, s->idp, s->csrf, created,
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(args); i++)
+		argv[argc++] = args[i];
+	for (int i = 2; i < argc; i++)
+		lens[i] = strlen(argv[i]);
+	redisReply *r = NULL;
+	enum kv_result res = run_login_script(kv, argc, argv, lens, &r, error_r);
+	for (int i = 0; i < nkeys; i++)
+		free(keys[i]);
+	if (res != KV_OK)
+		return res;
+	const redisReply *word = r->type == REDIS_REPLY_ARRAY && r->elements >= 1 ? r->element[0]
+										   : NULL;
+	if (word == NULL || word->type != REDIS_REPLY_STRING) {
+		res = KV_UNAVAILABLE;
+		*error_r = set_error(kv, "Redis at %s answered the login script in an unexpected "
+					 "shape", kv->where);
+	} else if (strcmp(word->str, "ok") == 0 && r->elements == 2 &&
+		   r->element[1]->type == REDIS_REPLY_STRING) {
+		/* state: "IDP-ENTITY-ID\nRETURN-PATH", its IdP checked by the script */
+		const char *nl = memchr(r->element[1]->str, '\n', r->element[1]->len);
+		*return_to_r = nl != NULL ? xstrndup(nl + 1, r->element[1]->len -
+							       (size_t)(nl + 1 - r->element[1]->str))
+					  : xstrdup("");
+	} else if (strcmp(word->str, "request") == 0) {
+		res = KV_MISS;
+		*refusal_r = KV_LOGIN_NO_REQUEST;
+		*error_r = "no outstanding request with this ID (unknown, expired or used)";
+	} else if (strcmp(word->str, "idp") == 0) {
+		res = KV_MISS;
+		*refusal_r = KV_LOGIN_OTHER_IDP;
+		*error_r = "the request was sent to another IdP than the one that answered";
+	} else if (strcmp(word->str, "replay") == 0) {
+		res = KV_MISS;
+		*refusal_r = KV_LOGIN_REPLAY;
+		*error_r = "this assertion was used before";
+	} else {
+		res = KV_UNAVAILABLE;
+		*error_r = set_error(kv, "Redis at %s answered the login script in an unexpected "
+					 "shape", kv->where);
+	}
+	freeReplyObject(r);
+	return res;
 }
 
 enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,

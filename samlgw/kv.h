@@ -30,14 +30,6 @@ enum kv_result kv_ping(struct kv *kv, const char **error_r);
 /* Remember an AuthnRequest: key request:ID holds value for ttl seconds. */
 enum kv_result kv_request_put(struct kv *kv, const char *id, const char *value, long long ttl,
 			      const char **error_r);
-/* Take (read and delete, atomically) the request ID; KV_MISS when unknown or used. */
-enum kv_result kv_request_take(struct kv *kv, const char *id, char **value_r,
-			       const char **error_r);
-
-/* Record an assertion (key: hash of issuer and assertion ID) until expires_at (Unix time).
- * KV_MISS when it was recorded before: a replay. */
-enum kv_result kv_assertion_first_use(struct kv *kv, const char *issuer, const char *id,
-				      long long expires_at, const char **error_r);
 
 /* Sessions: key session:SHA256(sid) is a hash of fields. */
 struct kv_session {
@@ -46,8 +38,34 @@ struct kv_session {
 };
 void kv_session_clear(struct kv_session *s);
 
-enum kv_result kv_session_put(struct kv *kv, const char *sid, const struct kv_session *s,
-			      long long ttl, const char **error_r);
+/* A web session to store under sid (expiring ttl seconds later), ending the browser's
+ * previous session old_sid (NULL: none) with it. */
+struct kv_session_new {
+	const char *sid;
+	const char *old_sid;
+	const struct kv_session *s;
+	long long ttl;
+};
+
+/* Why kv_login answered KV_MISS. */
+enum kv_login_refusal {
+	KV_LOGIN_NO_REQUEST, /* the request ID is unknown, expired or used */
+	KV_LOGIN_OTHER_IDP,  /* the request was sent to another IdP (it is used up now) */
+	KV_LOGIN_REPLAY,     /* the assertion was used before (the request is used up too) */
+};
+
+/* Everything the ACS writes, as one Lua script (one round trip): take the request
+ * request_id (read and delete; NULL for an unsolicited Response), whose IdP must be
+ * issuer; record the assertion (key: hash of issuer and assertion ID) until replay_until
+ * (Unix time), refusing a second use; then end the old session and store the new one.
+ * After a refusal no session is written. Returns KV_OK with *return_to_r (the request's
+ * return path, "" when unsolicited; freed by the caller), KV_MISS with *refusal_r, or
+ * KV_UNAVAILABLE. */
+enum kv_result kv_login(struct kv *kv, const char *issuer, const char *assertion_id,
+			long long replay_until, const char *request_id,
+			const struct kv_session_new *session, char **return_to_r,
+			enum kv_login_refusal *refusal_r, const char **error_r);
+
 /* Load a session and extend its life to ttl seconds; KV_MISS when there is none. */
 enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
 			      struct kv_session *s_r, const char **error_r);

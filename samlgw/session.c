@@ -20,38 +20,48 @@ static char *cookie(const struct app *app, const char *value, long long max_age)
 			 app->secure_cookie ? "; Secure" : "");
 }
 
-enum kv_result session_create(struct app *app, struct http_request *req,
-			      const struct identity *id, struct http_reply *reply,
-			      const char **error_r)
+int session_prepare(struct app *app, struct http_request *req, const struct identity *id,
+		    struct session_new *s, const char **error_r)
 {
-	/* A new login never keeps the browser's previous session alive (nor adopts it). */
-	const char *old = http_cookie(req, cookie_name(app));
-	const char *ignored;
-	if (old != NULL && random_id_valid(old))
-		kv_session_delete(app_worker(app)->kv, old, &ignored);
-	char sid[RANDOM_ID_LEN + 1], csrf[RANDOM_ID_LEN + 1];
-	if (random_id(sid) < 0 || random_id(csrf) < 0) {
+	memset(s, 0, sizeof(*s));
+	if (random_id(s->sid) < 0 || random_id(s->csrf) < 0) {
+		session_new_clear(s);
 		*error_r = "the random generator failed";
-		return KV_UNAVAILABLE;
+		return -1;
 	}
+	const char *old = http_cookie(req, cookie_name(app));
+	if (old != NULL && random_id_valid(old))
+		s->old_sid = xstrdup(old);
 	const struct config *c = app->cfg;
-	struct kv_session s = {
+	s->data = (struct kv_session){
 		.jid = id->jid,
 		.name = id->display_name,
 		.idp = id->idp,
-		.csrf = csrf,
+		.csrf = s->csrf,
 		.created = (long long)time(NULL),
 	};
-	long long ttl = c->web.session_idle < c->web.session_max ? c->web.session_idle
-								 : c->web.session_max;
-	enum kv_result r = kv_session_put(app_worker(app)->kv, sid, &s, ttl, error_r);
-	if (r == KV_OK) {
-		free(reply->set_cookie);
-		reply->set_cookie = cookie(app, sid, c->web.session_max);
-	}
-	secret_wipe(sid, sizeof(sid));
-	secret_wipe(csrf, sizeof(csrf));
-	return r;
+	s->put = (struct kv_session_new){
+		.sid = s->sid,
+		.old_sid = s->old_sid,
+		.s = &s->data,
+		.ttl = c->web.session_idle < c->web.session_max ? c->web.session_idle
+								: c->web.session_max,
+	};
+	return 0;
+}
+
+void session_started(struct app *app, const struct session_new *s, struct http_reply *reply)
+{
+	free(reply->set_cookie);
+	reply->set_cookie = cookie(app, s->sid, app->cfg->web.session_max);
+}
+
+void session_new_clear(struct session_new *s)
+{
+	secret_wipe(s->sid, sizeof(s->sid));
+	secret_wipe(s->csrf, sizeof(s->csrf));
+	secret_free(s->old_sid);
+	memset(s, 0, sizeof(*s));
 }
 
 enum kv_result session_load(struct app *app, struct http_request *req, struct session *s,

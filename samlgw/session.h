@@ -20,11 +20,25 @@ struct session {
 	struct kv_session data;
 };
 
-/* Start a session for id, ending the request's previous one if any; sets the cookie on
- * reply. Returns KV_OK or KV_UNAVAILABLE. */
-enum kv_result session_create(struct app *app, struct http_request *req,
-			      const struct identity *id, struct http_reply *reply,
-			      const char **error_r);
+/* A login's new session, made ready before the ACS's Redis step (acs_commit) stores it
+ * together with the login's checks. It ends the request's previous session, if any (a
+ * new login never keeps the browser's previous session alive, nor adopts it). */
+struct session_new {
+	char sid[RANDOM_ID_LEN + 1];
+	char csrf[RANDOM_ID_LEN + 1];
+	char *old_sid;
+	struct kv_session data; /* points into id and csrf */
+	struct kv_session_new put;
+};
+
+/* Fill *s for id (which must outlive it). Returns 0, or -1 with *error_r when the random
+ * generator fails. */
+int session_prepare(struct app *app, struct http_request *req, const struct identity *id,
+		    struct session_new *s, const char **error_r);
+/* The session was stored: set its cookie on reply. */
+void session_started(struct app *app, const struct session_new *s, struct http_reply *reply);
+/* Wipe the ids; accepts a cleared or unused s. */
+void session_new_clear(struct session_new *s);
 /* The request's live session: KV_OK with *s, KV_MISS when none (or expired),
  * KV_UNAVAILABLE when Redis cannot be asked. */
 enum kv_result session_load(struct app *app, struct http_request *req, struct session *s,

@@ -92,7 +92,7 @@ int sp_load(const struct config *cfg, struct sp **sp_r, const char **setting_r,
 		*error_r = fmt_error("%s: %s", cfg->saml.key, error);
 		goto fail;
 	}
-	if (xmlsig_decryptor_new(cfg->saml.key, &sp->decryptor, &error) < 0) {
+	if (xmlenc_key_new(key, key_len, &sp->decryptor, &error) < 0) {
 		*setting_r = "saml.key";
 		*error_r = fmt_error("%s: %s", cfg->saml.key, error);
 		goto fail;
@@ -139,7 +139,7 @@ void sp_unref(struct sp *sp)
 	if (sp->lasso_server != NULL)
 		lasso_server_destroy(sp->lasso_server);
 	idp_set_free(sp->idps);
-	xmlsig_decryptor_free(sp->decryptor);
+	xmlenc_key_free(sp->decryptor);
 	redirect_signer_free(sp->signer);
 	free(sp->metadata_xml);
 	free(sp->acs_url);

@@ -10,6 +10,7 @@
 #include "config.h"
 #include "metadata.h"
 #include "redirect_sign.h"
+#include "xmlenc.h"
 #include "xmlsig.h"
 
 struct sp {
@@ -18,7 +19,7 @@ struct sp {
 	char *acs_url;
 	char *metadata_xml; /* GET /saml/metadata */
 	struct idp_set *idps;
-	struct xmlsig_decryptor *decryptor;
+	struct xmlenc_key *decryptor; /* the SP key, for EncryptedAssertions */
 	struct redirect_signer *signer; /* Redirect-binding signatures */
 	void *lasso_server; /* LassoServer */
 };

@@ -160,21 +160,26 @@ static void acs(struct app *app, struct http_request *req, struct http_reply *re
 {
 	struct sp *sp = app_sp(app);
 	const char *b64 = http_form_bad(req) ? NULL : http_form(req, "SAMLResponse");
+	struct acs_checked checked = {0};
 	struct acs_result result = {0};
+	struct session_new session = {0};
 	enum refusal reason = REFUSE_BAD_REQUEST;
 	const char *error = "the POST carries no SAMLResponse form field";
 	char *issuer = NULL;
 	int r = -1;
 	if (b64 != NULL)
-		r = acs_process(sp, app_worker(app)->kv, b64, strlen(b64), time(NULL), &result,
-				&reason, &error, &issuer);
-	if (r == 0) {
-		enum kv_result kr = session_create(app, req, &result.id, reply, &error);
-		if (kr != KV_OK) {
-			r = -1;
-			reason = REFUSE_UNAVAILABLE;
-		}
+		r = acs_check(sp, b64, strlen(b64), time(NULL), &checked, &reason, &error,
+			      &issuer);
+	if (r == 0 && session_prepare(app, req, &checked.id, &session, &error) < 0) {
+		r = -1;
+		reason = REFUSE_UNAVAILABLE;
 	}
+	/* InResponseTo, the replay cache and the session: one step in Redis. */
+	if (r == 0)
+		r = acs_commit(app_worker(app)->kv, &checked, &session.put, &result, &reason,
+			       &error);
+	if (r == 0)
+		session_started(app, &session, reply);
 	metrics_acs_latency(&app->metrics, elapsed(&req->start));
 	if (r == 0) {
 		metrics_count(&app->metrics.logins_ok, 1);
@@ -186,17 +191,20 @@ static void acs(struct app *app, struct http_request *req, struct http_reply *re
 	} else {
 		char ref[13];
 		page_new_ref(ref);
+		const char *idp = issuer != NULL ? issuer : checked.issuer;
 		metrics_count(&app->metrics.logins_refused[reason], 1);
 		log_event(LOG_LEVEL_WARN, "login_refused", "ref", ref, "reason",
-			  refusal_name(reason), "detail", error, "idp", issuer, NULL);
+			  refusal_name(reason), "detail", error, "idp", idp, NULL);
 		unsigned status = reason == REFUSE_UNAVAILABLE ? 503 : 403;
 		const char *key = refusal_name(reason);
 		free(reply->set_cookie);
 		reply->set_cookie = NULL;
 		page_error(app, req, reply, status, ref, key,
-			   reason == REFUSE_IDP_NOT_BOUND ? issuer : NULL);
+			   reason == REFUSE_IDP_NOT_BOUND ? idp : NULL);
 	}
+	session_new_clear(&session);
 	free(issuer);
+	acs_checked_clear(&checked);
 	acs_result_clear(&result);
 	sp_unref(sp);
 }

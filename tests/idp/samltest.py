@@ -904,6 +904,122 @@ def encrypt_element(element, cert_path, data_alg="aes128-cbc", key_alg="rsa-oaep
     return ed
 
 
+XENC11 = "http://www.w3.org/2009/xmlenc11#"
+XMLENC_DATA = {  # name -> (Algorithm URI, key bytes)
+    "aes128-cbc": (NS["xenc"] + "aes128-cbc", 16), "aes192-cbc": (NS["xenc"] + "aes192-cbc", 24),
+    "aes256-cbc": (NS["xenc"] + "aes256-cbc", 32), "aes128-gcm": (XENC11 + "aes128-gcm", 16),
+    "aes192-gcm": (XENC11 + "aes192-gcm", 24), "aes256-gcm": (XENC11 + "aes256-gcm", 32),
+}
+XMLENC_KEY = {"rsa-oaep-mgf1p": NS["xenc"] + "rsa-oaep-mgf1p",
+              "rsa-oaep": XENC11 + "rsa-oaep", "rsa-1_5": NS["xenc"] + "rsa-1_5"}
+
+
+def xmlenc_pkcs7(data, block=16):
+    """XML Encryption padding: random bytes, the last one their count."""
+    n = block - len(data) % block
+    return data + secrets.token_bytes(n - 1) + bytes([n])
+
+
+def xmlenc_key(cert_path, sym, key_alg="rsa-oaep-mgf1p", digest=None, digest_element=True,
+               label=None, key_id=None, tamper=None):
+    """An xenc:EncryptedKey holding `sym` for the RSA key of cert_path. digest: OAEP digest
+    name for the DigestMethod (None: SHA-1, and no element when digest_element is False);
+    label: OAEPparams bytes; tamper(bytes) -> bytes alters the RSA ciphertext."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    pub = x509.load_pem_x509_certificate(Path(cert_path).read_bytes()).public_key()
+    hashes_ = {"sha1": hashes.SHA1, "sha256": hashes.SHA256, "sha512": hashes.SHA512}
+    if key_alg == "rsa-1_5":
+        ek = pub.encrypt(sym, padding.PKCS1v15())
+    else:
+        h = hashes_[digest or "sha1"]
+        ek = pub.encrypt(sym, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()), algorithm=h(),
+                                           label=label))
+    if tamper:
+        ek = tamper(ek)
+    eke = etree.Element(XENC + "EncryptedKey", nsmap={"xenc": NS["xenc"], "ds": NS["ds"]})
+    if key_id:
+        eke.set("Id", key_id)
+    m = etree.SubElement(eke, XENC + "EncryptionMethod")
+    m.set("Algorithm", XMLENC_KEY.get(key_alg, key_alg))
+    if key_alg != "rsa-1_5":
+        if label is not None:
+            etree.SubElement(m, XENC + "OAEPparams").text = base64.b64encode(label).decode()
+        if digest_element or digest:
+            etree.SubElement(m, DS + "DigestMethod").set("Algorithm",
+                                                         DIGEST_ALGS[digest or "sha1"])
+    cd = etree.SubElement(eke, XENC + "CipherData")
+    etree.SubElement(cd, XENC + "CipherValue").text = base64.b64encode(ek).decode()
+    return eke
+
+
+def xmlenc_assertion(root, cert_path, data_alg="aes128-cbc", place="keyinfo", keys=None,
+                     plain=None, sym=None, pad=xmlenc_pkcs7, tamper=None, cipher_text=None,
+                     data_type=NS["xenc"] + "Element", wrap=76, **key_kw):
+    """Replace root's saml:Assertion (already signed) by a saml:EncryptedAssertion built by
+    hand, for after_sign hooks that need odd or broken XML Encryption:
+
+      data_alg    aes128/192/256-cbc or -gcm (or any Algorithm URI, encrypted as AES-128-CBC)
+      place       "keyinfo": EncryptedKeys in the EncryptedData's KeyInfo; "retrieval": next
+                  to the EncryptedData, named by ds:RetrievalMethod; "elsewhere": the
+                  RetrievalMethod names an EncryptedKey put at the end of the Response
+      keys        certificates to make an EncryptedKey for, in order (default [cert_path])
+      plain       the plaintext bytes (default: the serialised Assertion)
+      sym         the AES key put in the EncryptedKeys (default random of the right size;
+                  the data is encrypted with a random key of the right size if it is not)
+      pad         CBC padding function; tamper(bytes) alters IV + ciphertext (+ tag);
+                  cipher_text replaces the CipherValue text
+      data_type   the EncryptedData's Type (None: absent); wrap: base64 line length (0: one
+                  line); other keywords go to xmlenc_key (key_alg, digest, label, tamper...)
+    """
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    a = root.find(SAML + "Assertion")
+    if plain is None:
+        plain = etree.tostring(a)
+    uri, klen = XMLENC_DATA.get(data_alg, (data_alg, 16))
+    if sym is None:
+        sym = secrets.token_bytes(klen)
+    data_key = sym if len(sym) == klen else secrets.token_bytes(klen)
+    if data_alg.endswith("gcm"):
+        iv = secrets.token_bytes(12)
+        cipher = iv + AESGCM(data_key).encrypt(iv, plain, None)
+    else:
+        iv = secrets.token_bytes(16)
+        enc = Cipher(algorithms.AES(data_key), modes.CBC(iv)).encryptor()
+        cipher = iv + enc.update(pad(plain)) + enc.finalize()
+    if tamper:
+        cipher = tamper(cipher)
+    ea = etree.Element(SAML + "EncryptedAssertion")
+    ed = etree.SubElement(ea, XENC + "EncryptedData", nsmap={"xenc": NS["xenc"], "ds": NS["ds"]})
+    if data_type is not None:
+        ed.set("Type", data_type)
+    ed.set("Id", "_" + secrets.token_hex(12))
+    etree.SubElement(ed, XENC + "EncryptionMethod").set("Algorithm", uri)
+    ki = etree.SubElement(ed, DS + "KeyInfo")
+    made = [xmlenc_key(c, sym, key_id="_k" + secrets.token_hex(8), **key_kw)
+            for c in (keys or [cert_path])]
+    for k in made:
+        if place == "keyinfo":
+            ki.append(k)
+            continue
+        rm = etree.SubElement(ki, DS + "RetrievalMethod")
+        rm.set("Type", NS["xenc"] + "EncryptedKey")
+        rm.set("URI", "#" + k.get("Id"))
+        (ea if place == "retrieval" else root).append(k)
+    cd = etree.SubElement(ed, XENC + "CipherData")
+    text = base64.b64encode(cipher).decode() if cipher_text is None else cipher_text
+    if wrap:
+        text = "\n".join(text[i:i + wrap] for i in range(0, len(text), wrap))
+    etree.SubElement(cd, XENC + "CipherValue").text = text
+    a.addprevious(ea)
+    root.remove(a)
+    return root
+
+
 def decrypt_assertion(xml, key_path):
     """The first EncryptedAssertion of a Response, decrypted with the SP key (Python
     implementation of what encrypt_element does); returns the Assertion element."""
