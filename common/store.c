@@ -440,10 +440,11 @@ enum store_result store_issue(struct token_store *s, const struct store_issue_re
 	return ret;
 }
 
-/* Verify for jid, or (jid NULL) for whoever owns the token, whose JID goes to *owner_r. */
+/* Verify for jid, or (jid NULL) for whoever owns the token (of domain, when not NULL),
+ * whose JID goes to *owner_r. */
 static enum store_result verify(struct token_store *s, const char *token, size_t token_len,
-				const char *jid, const char *service, struct token_info *info_r,
-				char **owner_r, const char **error_r)
+				const char *jid, const char *domain, const char *service,
+				struct token_info *info_r, char **owner_r, const char **error_r)
 {
 	/* Malformed text never costs a Redis round trip. */
 	if (!token_well_formed(token, token_len)) {
@@ -463,7 +464,7 @@ static enum store_result verify(struct token_store *s, const char *token, size_t
 	} else {
 		/* The script appends "JID:tokens" to the index prefix. */
 		ukey[strlen(ukey) - strlen(":tokens")] = '\0';
-		const char *args[] = {tkey, service, hash, ukey};
+		const char *args[] = {tkey, service, hash, ukey, domain != NULL ? domain : ""};
 		ret = run_decided(s, SCRIPT_VERIFY_ANY, 1, (int)ARRAY_SIZE(args), args, service,
 				  &r, error_r);
 	}
@@ -493,14 +494,22 @@ enum store_result store_verify(struct token_store *s, const char *token, size_t 
 			       const char *jid, const char *service, struct token_info *info_r,
 			       const char **error_r)
 {
-	return verify(s, token, token_len, jid, service, info_r, NULL, error_r);
+	return verify(s, token, token_len, jid, NULL, service, info_r, NULL, error_r);
 }
 
 enum store_result store_verify_owner(struct token_store *s, const char *token, size_t token_len,
 				     const char *service, char **jid_r, struct token_info *info_r,
 				     const char **error_r)
 {
-	return verify(s, token, token_len, NULL, service, info_r, jid_r, error_r);
+	return verify(s, token, token_len, NULL, NULL, service, info_r, jid_r, error_r);
+}
+
+enum store_result store_verify_owner_in(struct token_store *s, const char *token,
+					size_t token_len, const char *service,
+					const char *domain, char **jid_r,
+					struct token_info *info_r, const char **error_r)
+{
+	return verify(s, token, token_len, NULL, domain, service, info_r, jid_r, error_r);
 }
 
 enum store_result store_list(struct token_store *s, const char *jid, struct token_list *list_r,

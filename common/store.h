@@ -85,6 +85,14 @@ enum store_result store_verify_owner(struct token_store *store, const char *toke
 				     size_t token_len, const char *service, char **jid_r,
 				     struct token_info *info_r, const char **error_r);
 
+/* As store_verify_owner, but when domain is not NULL the owner must be a user of that
+ * domain: checked in the same atomic step before a use is counted, so a token refused
+ * for its owner's domain keeps its uses (STORE_INVALID). */
+enum store_result store_verify_owner_in(struct token_store *store, const char *token,
+					size_t token_len, const char *service,
+					const char *domain, char **jid_r,
+					struct token_info *info_r, const char **error_r);
+
 /* Live tokens of jid, oldest expiry first. */
 enum store_result store_list(struct token_store *store, const char *jid, struct token_list *list_r,
 			     const char **error_r);
