@@ -9,7 +9,10 @@
  *
  * One store object belongs to one thread at a time. It connects lazily, reconnects after
  * a failure and after fork(), applies redis.timeout_ms to connecting and to each command,
- * and never lets SIGPIPE reach the process. */
+ * and never lets SIGPIPE reach the process. A connection Redis closed while it sat idle
+ * (a restart) is replaced before the next command is sent. A command is never sent twice
+ * once any of it went out: when its reply is lost the call is STORE_UNAVAILABLE, since
+ * Redis may have run it (a verification may have counted a use). */
 #ifndef SAMLGW_STORE_H
 #define SAMLGW_STORE_H
 
