@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -200,40 +201,110 @@ static enum store_result connect_store(struct token_store *s, const char **error
 	return STORE_OK;
 }
 
-/* Run one command. A connection-level failure on a connection that was reused (Redis may
- * have restarted since) is retried once on a fresh one; a timeout is not retried, so a
- * hung Redis costs at most the timeout. Error replies count as unavailable. */
+/* Whether a connection that sat idle since its last reply is still worth sending on.
+ * Redis sends nothing unasked, so end of file (it closed the connection: a restart, its
+ * idle timeout, CLIENT KILL), an error or any unexpected byte all mean it is not. One
+ * non-blocking peek; nothing is read. */
+static bool idle_connection_usable(const redisContext *c)
+{
+	if (c->reader != NULL && c->reader->pos < c->reader->len)
+		return false;
+	for (;;) {
+		char b;
+		ssize_t n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+	}
+}
+
+enum send_result {
+	SEND_DONE,
+	SEND_FAILED,
+	SEND_TIMED_OUT,
+};
+
+/* Write the formatted command; *sent_r counts the bytes that went out. MSG_NOSIGNAL keeps
+ * SIGPIPE away; the socket's send timeout (redis.timeout_ms) bounds a stuck write. */
+static enum send_result send_command(int fd, const char *cmd, size_t len, size_t *sent_r,
+				     int *errno_r)
+{
+	size_t sent = 0;
+	while (sent < len) {
+		ssize_t n = send(fd, cmd + sent, len - sent, MSG_NOSIGNAL);
+		if (n > 0) {
+			sent += (size_t)n;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		*sent_r = sent;
+		*errno_r = n < 0 ? errno : EPIPE;
+		return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? SEND_TIMED_OUT
+									  : SEND_FAILED;
+	}
+	*sent_r = sent;
+	return SEND_DONE;
+}
+
+/* Run one command, at most once. A connection that Redis closed while it sat idle is
+ * noticed before anything is sent and replaced. The command is tried once more, on a new
+ * connection, only when it certainly did not reach Redis: a reused connection failed on
+ * write before a single byte went out. Once any byte is out, a lost reply (the connection
+ * broke, or Redis did not answer within the timeout) is STORE_UNAVAILABLE: the command may
+ * have run, and running it again could count a token's use twice. Error replies are the
+ * caller's to judge. */
 static enum store_result command(struct token_store *s, int argc, const char **argv,
 				 const size_t *lens, redisReply **reply_r, const char **error_r)
 {
 	if (s->ctx != NULL && s->pid != getpid())
 		disconnect(s); /* a forked child must not share its parent's connection */
+	if (s->ctx != NULL && !idle_connection_usable(s->ctx))
+		disconnect(s);
+	char *cmd;
+	int cmd_len = redisFormatCommandArgv(&cmd, argc, argv, lens);
+	if (cmd_len < 0) {
+		*error_r = set_error(s, "out of memory for a Redis command");
+		return STORE_UNAVAILABLE;
+	}
+	enum store_result ret;
 	for (int attempt = 0;; attempt++) {
 		bool fresh = false;
 		if (s->ctx == NULL) {
-			enum store_result ret = connect_store(s, error_r);
+			ret = connect_store(s, error_r);
 			if (ret != STORE_OK)
-				return ret;
+				break;
 			fresh = true;
 		}
-		struct sigpipe_guard g;
-		sigpipe_block(&g);
-		redisReply *r = redisCommandArgv(s->ctx, argc, argv, lens);
-		sigpipe_restore(&g);
-		if (r != NULL) {
-			*reply_r = r;
-			return STORE_OK;
+		size_t sent;
+		int err = 0;
+		enum send_result w = send_command(s->ctx->fd, cmd, (size_t)cmd_len, &sent, &err);
+		if (w == SEND_DONE) {
+			redisReply *r = NULL;
+			if (redisGetReply(s->ctx, (void **)&r) == REDIS_OK && r != NULL) {
+				*reply_r = r;
+				ret = STORE_OK;
+				break;
+			}
+			bool timed_out = io_timed_out(s->ctx);
+			*error_r = set_error(s, "Redis at %s %s%s", s->where,
+					     timed_out ? "did not answer in time" : "failed: ",
+					     timed_out ? "" : s->ctx->errstr);
+			disconnect(s);
+			ret = STORE_UNAVAILABLE;
+			break;
 		}
-		bool timed_out = io_timed_out(s->ctx);
-		set_error(s, "Redis at %s %s%s", s->where,
-			  timed_out ? "did not answer in time" : "failed: ",
-			  timed_out ? "" : s->ctx->errstr);
+		*error_r = set_error(s, "Redis at %s %s%s", s->where,
+				     w == SEND_TIMED_OUT ? "did not take the command in time"
+							 : "failed: ",
+				     w == SEND_TIMED_OUT ? "" : strerror(err));
 		disconnect(s);
-		if (timed_out || fresh || attempt > 0) {
-			*error_r = s->error;
-			return STORE_UNAVAILABLE;
-		}
+		ret = STORE_UNAVAILABLE;
+		if (w == SEND_TIMED_OUT || sent > 0 || fresh || attempt > 0)
+			break;
 	}
+	free(cmd);
+	return ret;
 }
 
 /* EVALSHA, falling back to EVAL when Redis does not have the script yet. */
@@ -440,10 +511,11 @@ enum store_result store_issue(struct token_store *s, const struct store_issue_re
 	return ret;
 }
 
-/* Verify for jid, or (jid NULL) for whoever owns the token, whose JID goes to *owner_r. */
+/* Verify for jid, or (jid NULL) for whoever owns the token (of domain, when not NULL),
+ * whose JID goes to *owner_r. */
 static enum store_result verify(struct token_store *s, const char *token, size_t token_len,
-				const char *jid, const char *service, struct token_info *info_r,
-				char **owner_r, const char **error_r)
+				const char *jid, const char *domain, const char *service,
+				struct token_info *info_r, char **owner_r, const char **error_r)
 {
 	/* Malformed text never costs a Redis round trip. */
 	if (!token_well_formed(token, token_len)) {
@@ -463,7 +535,7 @@ static enum store_result verify(struct token_store *s, const char *token, size_t
 	} else {
 		/* The script appends "JID:tokens" to the index prefix. */
 		ukey[strlen(ukey) - strlen(":tokens")] = '\0';
-		const char *args[] = {tkey, service, hash, ukey};
+		const char *args[] = {tkey, service, hash, ukey, domain != NULL ? domain : ""};
 		ret = run_decided(s, SCRIPT_VERIFY_ANY, 1, (int)ARRAY_SIZE(args), args, service,
 				  &r, error_r);
 	}
@@ -493,14 +565,22 @@ enum store_result store_verify(struct token_store *s, const char *token, size_t 
 			       const char *jid, const char *service, struct token_info *info_r,
 			       const char **error_r)
 {
-	return verify(s, token, token_len, jid, service, info_r, NULL, error_r);
+	return verify(s, token, token_len, jid, NULL, service, info_r, NULL, error_r);
 }
 
 enum store_result store_verify_owner(struct token_store *s, const char *token, size_t token_len,
 				     const char *service, char **jid_r, struct token_info *info_r,
 				     const char **error_r)
 {
-	return verify(s, token, token_len, NULL, service, info_r, jid_r, error_r);
+	return verify(s, token, token_len, NULL, NULL, service, info_r, jid_r, error_r);
+}
+
+enum store_result store_verify_owner_in(struct token_store *s, const char *token,
+					size_t token_len, const char *service,
+					const char *domain, char **jid_r,
+					struct token_info *info_r, const char **error_r)
+{
+	return verify(s, token, token_len, NULL, domain, service, info_r, jid_r, error_r);
 }
 
 enum store_result store_list(struct token_store *s, const char *jid, struct token_list *list_r,

@@ -9,7 +9,10 @@
  *
  * One store object belongs to one thread at a time. It connects lazily, reconnects after
  * a failure and after fork(), applies redis.timeout_ms to connecting and to each command,
- * and never lets SIGPIPE reach the process. */
+ * and never lets SIGPIPE reach the process. A connection Redis closed while it sat idle
+ * (a restart) is replaced before the next command is sent. A command is never sent twice
+ * once any of it went out: when its reply is lost the call is STORE_UNAVAILABLE, since
+ * Redis may have run it (a verification may have counted a use). */
 #ifndef SAMLGW_STORE_H
 #define SAMLGW_STORE_H
 
@@ -84,6 +87,14 @@ enum store_result store_verify(struct token_store *store, const char *token, siz
 enum store_result store_verify_owner(struct token_store *store, const char *token,
 				     size_t token_len, const char *service, char **jid_r,
 				     struct token_info *info_r, const char **error_r);
+
+/* As store_verify_owner, but when domain is not NULL the owner must be a user of that
+ * domain: checked in the same atomic step before a use is counted, so a token refused
+ * for its owner's domain keeps its uses (STORE_INVALID). */
+enum store_result store_verify_owner_in(struct token_store *store, const char *token,
+					size_t token_len, const char *service,
+					const char *domain, char **jid_r,
+					struct token_info *info_r, const char **error_r);
 
 /* Live tokens of jid, oldest expiry first. */
 enum store_result store_list(struct token_store *store, const char *jid, struct token_list *list_r,

@@ -41,6 +41,7 @@ const char *store_reason_text(const char *reason)
 	} reasons[] = {
 		{"unknown", "unknown, revoked or used-up token"},
 		{"jid", "the token belongs to another user"},
+		{"domain", "the token belongs to a user of another domain"},
 		{"expired", "the token has expired"},
 		{"service", "the token is not valid for this service"},
 		{"used", "the token has no uses left"},

@@ -63,10 +63,15 @@ static const char verify_lua[] =
 	"local service, hash, ukey = ARGV[2], ARGV[3], KEYS[2]\n"
 	VERIFY_BODY;
 
-/* KEYS: token. ARGV: service, hash, user index key prefix (PREFIXuser:).
- * For clients that name no user (OAUTHBEARER without a=): whoever owns the token. */
+/* KEYS: token. ARGV: service, hash, user index key prefix (PREFIXuser:), and optionally
+ * a domain. For clients that name no user (OAUTHBEARER without a=): whoever owns the
+ * token, and when a domain is given, only an owner of that domain. The owner is checked
+ * before anything else, so a refused owner's token loses no use. */
 static const char verify_any_lua[] =
 	VERIFY_READ
+	"if ARGV[4] and ARGV[4] ~= '' and string.match(f[1], '@([^@]*)$') ~= ARGV[4] then\n"
+	"  return {0, 'domain'}\n"
+	"end\n"
 	"local service, hash, ukey = ARGV[1], ARGV[2], ARGV[3] .. f[1] .. ':tokens'\n"
 	VERIFY_BODY;
 

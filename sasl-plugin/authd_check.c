@@ -9,13 +9,15 @@
 static int map_user(const struct authd_settings *s, const char *login, const char *realm,
 		    char **jid_r, const char **error_r)
 {
-	char *text = NULL, *name = NULL;
+	char *text = NULL;
+	char jid[USER_MAP_BUF], name[USER_MAP_BUF];
 	const char *user = login;
 	if (strchr(login, '@') == NULL && realm != NULL && realm[0] != '\0')
 		user = text = xasprintf("%s@%s", login, realm);
-	int ret = user_map_apply(&s->map, user, strlen(user), jid_r, &name, error_r);
+	int ret = user_map_apply(&s->map, user, strlen(user), jid, name, error_r);
 	free(text);
-	free(name);
+	if (ret == 0)
+		*jid_r = xstrdup(jid);
 	return ret;
 }
 

@@ -143,26 +143,28 @@ static int authenticate(struct mech_conn *c, sasl_server_params_t *sparams,
 		return SASL_FAIL;
 	}
 	struct user_map map = plugin_settings_user_map(&c->g->settings);
-	char *jid = NULL, *name = NULL;
+	char jid[USER_MAP_BUF], name[USER_MAP_BUF];
+	bool named = msg->user != NULL;
 	const char *error;
-	if (msg->user != NULL &&
-	    user_map_apply(&map, msg->user, strlen(msg->user), &jid, &name, &error) < 0) {
+	if (named && user_map_apply(&map, msg->user, strlen(msg->user), jid, name, &error) < 0) {
 		u->log(u->conn, SASL_LOG_FAIL, "%s: refused user name: %s", mech, error);
 		return send_error(c, "invalid_token", service, serverout, serveroutlen);
 	}
 
 	struct token_store *store = store_pool_take(c->g->pool);
 	enum store_result r;
-	if (jid != NULL) {
+	if (named) {
 		r = store_verify(store, msg->token, msg->token_len, jid, service, NULL, &error);
 	} else {
 		/* OAUTHBEARER without an authzid (RFC 7628 makes it optional): the token names
-		 * its owner, who must still map to a user of this application. */
+		 * its owner, who must still map to a user of this application. The store checks
+		 * the owner's domain before it counts a use, so that a refused owner's token
+		 * loses nothing. */
 		char *owner = NULL;
-		r = store_verify_owner(store, msg->token, msg->token_len, service, &owner, NULL,
-				       &error);
+		r = store_verify_owner_in(store, msg->token, msg->token_len, service,
+					  user_map_required_domain(&map), &owner, NULL, &error);
 		if (r == STORE_OK &&
-		    user_map_apply(&map, owner, strlen(owner), &jid, &name, &error) < 0) {
+		    user_map_apply(&map, owner, strlen(owner), jid, name, &error) < 0) {
 			u->log(u->conn, SASL_LOG_FAIL, "%s: the token's owner %s is not a user here: %s",
 			       mech, owner, error);
 			r = STORE_INVALID;
@@ -191,7 +193,7 @@ static int authenticate(struct mech_conn *c, sasl_server_params_t *sparams,
 		break;
 	case STORE_INVALID:
 		u->log(u->conn, SASL_LOG_FAIL, "%s: token refused for %s, service %s: %s", mech,
-		       jid != NULL ? jid : "(the token's owner)", service, error);
+		       named ? jid : "(the token's owner)", service, error);
 		ret = send_error(c, "invalid_token", service, serverout, serveroutlen);
 		break;
 	default:
@@ -201,8 +203,6 @@ static int authenticate(struct mech_conn *c, sasl_server_params_t *sparams,
 		break;
 	}
 	store_pool_give(c->g->pool, store);
-	free(jid);
-	free(name);
 	return ret;
 }
 

@@ -24,7 +24,9 @@ void plugin_settings_clear(struct plugin_settings *s)
 
 struct user_map plugin_settings_user_map(const struct plugin_settings *s)
 {
-	struct user_map map = {.mode = s->user_mode, .domain = s->domain};
+	/* samlgw_domain says who this application's users are, in every username mode. */
+	struct user_map map = {.mode = s->user_mode, .domain = s->domain,
+			       .restrict_domain = s->domain != NULL};
 	return map;
 }
 

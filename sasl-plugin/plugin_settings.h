@@ -7,7 +7,8 @@
  *   samlgw_timeout_ms  Redis timeout when no config file is used (default 500)
  *   samlgw_service     service name tokens must grant (default: the application's)
  *   samlgw_username    jid (default) or localpart: what the application calls the user
- *   samlgw_domain      the domain that completes user names without '@'
+ *   samlgw_domain      this application's domain: completes user names without '@',
+ *                      and users of any other domain are refused (in every mode)
  *
  * Reading them does no network I/O; the option source is a callback so that tests need
  * no libsasl. */

@@ -1,9 +1,11 @@
 /* A mutex-guarded pool of token stores for code that runs on any thread of a host
  * process (the SASL plugin). A store belongs to one thread at a time (store.h): a caller
  * takes one, verifies, and gives it back. Stores keep their own connection, so the pool
- * holds connected stores between calls; each store reconnects by itself after fork() and
- * after failures. At most max_idle stores stay pooled; extra ones are freed when given
- * back. */
+ * holds connected stores between calls; each store reconnects by itself after failures.
+ * At most max_idle stores stay pooled; extra ones are freed when given back.
+ *
+ * Safe across fork() from any thread of the host, even while other threads use the pool:
+ * the child starts with an unlocked pool and none of its parent's connections. */
 #ifndef SAMLGW_STORE_POOL_H
 #define SAMLGW_STORE_POOL_H
 

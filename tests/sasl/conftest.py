@@ -137,18 +137,29 @@ class Tokens:
         return subprocess.run([TOKEN_BIN, "--config", str(self.config)] + list(args),
                               capture_output=True, text=True, timeout=TIMEOUT, input=input)
 
-    def issue(self, jid, services="imap,smtp,sample", ttl=None):
+    def issue(self, jid, services="imap,smtp,sample", ttl=None, uses=None):
         args = ["issue", "--jid", jid, "--service", services]
         if ttl is not None:
             args += ["--ttl", str(ttl)]
+        if uses is not None:
+            args += ["--uses", str(uses)]
         r = self.run(*args)
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
 
+    @staticmethod
+    def key(token):
+        return "samlgw:token:" + hashlib.sha256(token.encode()).hexdigest()
+
+    def uses(self, token):
+        """The uses counted so far for a limited token (None once its record is gone)."""
+        r = self.redis.cli("HGET", self.key(token), "uses")
+        assert r.returncode == 0, r.stderr
+        return int(r.stdout) if r.stdout.strip() else None
+
     def expire(self, token):
         """Move a token's stored expiry into the past (its key TTL still runs)."""
-        key = "samlgw:token:" + hashlib.sha256(token.encode()).hexdigest()
-        assert self.redis.cli("HSET", key, "expires", "1").returncode == 0
+        assert self.redis.cli("HSET", self.key(token), "expires", "1").returncode == 0
 
     def revoke_all(self, jid):
         r = self.run("revoke", "--jid", jid, "--all")

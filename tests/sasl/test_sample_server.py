@@ -153,6 +153,48 @@ def test_no_authzid_owner_must_be_a_local_user(configure, tokens):
             "invalid_token")
 
 
+@pytest.mark.parametrize("mode", [None, "jid", "localpart"])
+def test_domain_restricts_in_every_username_mode(configure, tokens, mode):
+    # samlgw_domain names this application's users: another domain's user is refused
+    # whatever samlgw_username says, whether named by the client or by the token.
+    options = {"samlgw_domain": "example.org"}
+    if mode is not None:
+        options["samlgw_username"] = mode
+    conf = configure(**options)
+    local = "alice" if mode == "localpart" else ALICE
+    token = tokens.issue(ALICE)
+    for msg in (oauthbearer(token, "alice"), oauthbearer(token, ALICE), oauthbearer(token, None)):
+        r = sample_server(conf, "OAUTHBEARER", msg)
+        assert r.ok, r
+        assert r.username == local
+    r = sample_server(conf, "XOAUTH2", xoauth2("alice", token))
+    assert r.ok, r
+    assert r.username == local
+    other = tokens.issue("alice@other.org")
+    refused(conf, "OAUTHBEARER", oauthbearer(other, "alice@other.org"), "invalid_token")
+    refused(conf, "OAUTHBEARER", oauthbearer(other, None), "invalid_token")
+    refused(conf, "XOAUTH2", xoauth2("alice@other.org", other), "401")
+    # Without samlgw_domain, jid names of any domain are served.
+    if mode != "localpart":
+        r = sample_server(configure(), "OAUTHBEARER", oauthbearer(other, None))
+        assert r.ok, r
+        assert r.username == "alice@other.org"
+
+
+@pytest.mark.parametrize("mode", ["jid", "localpart"])
+def test_refused_owner_keeps_its_uses(configure, tokens, mode):
+    # Without an authzid the token names its owner; an owner outside samlgw_domain is
+    # refused before the token's use is counted, so the refusal costs its owner nothing.
+    conf = configure(samlgw_username=mode, samlgw_domain="example.org")
+    other = tokens.issue("bob@other.org", uses=2)
+    refused(conf, "OAUTHBEARER", oauthbearer(other, None), "invalid_token")
+    assert tokens.uses(other) == 0
+    mine = tokens.issue(ALICE, uses=2)
+    r = sample_server(conf, "OAUTHBEARER", oauthbearer(mine, None))
+    assert r.ok, r
+    assert tokens.uses(mine) == 1
+
+
 def test_channel_binding_refused(configure, tokens):
     token = tokens.issue(ALICE)
     msg = b"p=tls-unique" + oauthbearer(token, ALICE)[1:]

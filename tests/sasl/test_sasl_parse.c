@@ -17,6 +17,7 @@
 #include "plugin_settings.h"
 #include "saslauthd_proto.h"
 #include "user_map.h"
+#include "util.h"
 
 #define TOK "samlgw_abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQ123456"
 
@@ -211,52 +212,137 @@ static void test_saslauthd_response(void **state)
 
 static void test_user_map(void **state)
 {
-	char *jid, *name;
+	char jid[USER_MAP_BUF], name[USER_MAP_BUF];
 	const char *error;
-	struct user_map jidmode = {USER_MODE_JID, NULL};
-	assert_int_equal(user_map_apply(&jidmode, "Alice@Example.ORG", 17, &jid, &name, &error), 0);
+	struct user_map jidmode = {USER_MODE_JID, NULL, false};
+	assert_int_equal(user_map_apply(&jidmode, "Alice@Example.ORG", 17, jid, name, &error), 0);
 	assert_string_equal(jid, "alice@example.org");
 	assert_string_equal(name, "alice@example.org");
-	free(jid);
-	free(name);
-	assert_int_equal(user_map_apply(&jidmode, "alice", 5, &jid, &name, &error), -1);
+	assert_int_equal(user_map_apply(&jidmode, "alice", 5, jid, name, &error), -1);
+	assert_null(user_map_required_domain(&jidmode));
 
-	struct user_map completed = {USER_MODE_JID, "example.org"};
+	/* A domain that only completes names (samlgw-authd's --domain in jid mode). */
+	struct user_map completed = {USER_MODE_JID, "example.org", false};
 	assert_int_equal(user_map_check(&completed, &error), 0);
-	assert_int_equal(user_map_apply(&completed, "alice", 5, &jid, &name, &error), 0);
+	assert_int_equal(user_map_apply(&completed, "alice", 5, jid, name, &error), 0);
 	assert_string_equal(jid, "alice@example.org");
 	assert_string_equal(name, "alice@example.org");
-	free(jid);
-	free(name);
-	assert_int_equal(user_map_apply(&completed, "bob@other.org", 13, &jid, &name, &error), 0);
+	assert_int_equal(user_map_apply(&completed, "bob@other.org", 13, jid, name, &error), 0);
 	assert_string_equal(jid, "bob@other.org");
-	free(jid);
-	free(name);
+	assert_null(user_map_required_domain(&completed));
 
-	struct user_map local = {USER_MODE_LOCALPART, "example.org"};
-	assert_int_equal(user_map_apply(&local, "alice", 5, &jid, &name, &error), 0);
+	/* A domain that also restricts (the plugin's samlgw_domain in jid mode). */
+	struct user_map restricted = {USER_MODE_JID, "example.org", true};
+	assert_int_equal(user_map_check(&restricted, &error), 0);
+	assert_string_equal(user_map_required_domain(&restricted), "example.org");
+	assert_int_equal(user_map_apply(&restricted, "alice", 5, jid, name, &error), 0);
+	assert_string_equal(name, "alice@example.org");
+	assert_int_equal(user_map_apply(&restricted, "Alice@Example.org.", 18, jid, name, &error),
+			 0);
+	assert_string_equal(jid, "alice@example.org");
+	strcpy(jid, "untouched");
+	assert_int_equal(user_map_apply(&restricted, "bob@other.org", 13, jid, name, &error), -1);
+	assert_string_equal(error, "the user belongs to another domain than the configured one");
+	assert_string_equal(jid, "untouched");
+	/* A subdomain or a suffix is another domain. */
+	assert_int_equal(user_map_apply(&restricted, "bob@sub.example.org", 19, jid, name, &error),
+			 -1);
+	assert_int_equal(user_map_apply(&restricted, "bob@xexample.org", 16, jid, name, &error),
+			 -1);
+	struct user_map restricted_nodomain = {USER_MODE_JID, NULL, true};
+	assert_int_equal(user_map_check(&restricted_nodomain, &error), -1);
+
+	struct user_map local = {USER_MODE_LOCALPART, "example.org", false};
+	assert_string_equal(user_map_required_domain(&local), "example.org");
+	assert_int_equal(user_map_apply(&local, "alice", 5, jid, name, &error), 0);
 	assert_string_equal(jid, "alice@example.org");
 	assert_string_equal(name, "alice");
-	free(jid);
-	free(name);
-	assert_int_equal(user_map_apply(&local, "alice@example.org", 17, &jid, &name, &error), 0);
+	assert_int_equal(user_map_apply(&local, "alice@example.org", 17, jid, name, &error), 0);
 	assert_string_equal(name, "alice");
-	free(jid);
-	free(name);
 	/* Another domain must not become the local user. */
-	assert_int_equal(user_map_apply(&local, "alice@evil.org", 14, &jid, &name, &error), -1);
-	assert_int_equal(user_map_apply(&local, "a/b", 3, &jid, &name, &error), -1);
-	assert_int_equal(user_map_apply(&local, "", 0, &jid, &name, &error), -1);
+	assert_int_equal(user_map_apply(&local, "alice@evil.org", 14, jid, name, &error), -1);
+	assert_int_equal(user_map_apply(&local, "a/b", 3, jid, name, &error), -1);
+	assert_int_equal(user_map_apply(&local, "", 0, jid, name, &error), -1);
+	assert_int_equal(user_map_apply(&local, "a\0b", 3, jid, name, &error), -1);
 
-	struct user_map bad = {USER_MODE_LOCALPART, NULL};
+	/* The longest names fit the buffers; one byte more is refused. */
+	static char longest[JID_BARE_MAX + 2];
+	memset(longest, 'a', JID_LOCAL_MAX);
+	longest[JID_LOCAL_MAX] = '@';
+	memset(longest + JID_LOCAL_MAX + 1, 'b', 63);
+	for (size_t i = 0; i < 3; i++) {
+		longest[JID_LOCAL_MAX + 1 + 63 + i * 64] = '.';
+		memset(longest + JID_LOCAL_MAX + 1 + 64 + i * 64, 'c', 63);
+	}
+	longest[JID_LOCAL_MAX + 1 + 253] = '\0';
+	assert_int_equal(strlen(longest), JID_BARE_MAX);
+	assert_int_equal(user_map_apply(&jidmode, longest, JID_BARE_MAX, jid, name, &error), 0);
+	assert_string_equal(jid, longest);
+	assert_int_equal(user_map_apply(&jidmode, longest, JID_BARE_MAX + 1, jid, name, &error), -1);
+	/* Completing a long localpart with the domain must not overflow either. */
+	longest[JID_LOCAL_MAX + 1] = '\0';
+	assert_int_equal(user_map_apply(&completed, longest, JID_LOCAL_MAX + 1, jid, name, &error),
+			 -1);
+
+	struct user_map bad = {USER_MODE_LOCALPART, NULL, false};
 	assert_int_equal(user_map_check(&bad, &error), -1);
-	struct user_map bad_domain = {USER_MODE_JID, "Not A Domain"};
+	struct user_map bad_domain = {USER_MODE_JID, "Not A Domain", false};
 	assert_int_equal(user_map_check(&bad_domain, &error), -1);
 
 	enum user_mode mode;
 	assert_true(user_mode_parse("localpart", &mode));
 	assert_int_equal(mode, USER_MODE_LOCALPART);
 	assert_false(user_mode_parse("JID", &mode));
+}
+
+/* user_map_normalize must agree with common/jid.c's jid_bare_normalize on every input. */
+static void test_user_map_normalize_agrees(void **state)
+{
+	static const char *const cases[] = {
+		"alice@example.org", "Alice@EXAMPLE.org", "alice@example.org.", "alice@example.org..",
+		"a@b", "a@b.", "@example.org", "alice@", "alice", "alice@exa mple.org",
+		"al ice@example.org", "alice@example.org/res", "a@b@c", "ä@example.org",
+		"\xff@example.org", "alice@-x.org", "alice@x-.org", "alice@xn--bcher-kva.example",
+		"a\"b@example.org", "a:b@example.org", "alice@EXAMPLE.ORG.", "alice@.", ".@a",
+		"alice@a..b", "ALICE@A.B.C.D.E", "x@1.2.3.4", "x@[::1]", "x@example.org\x7f",
+		"x\x01@example.org", "",
+	};
+	char out[USER_MAP_BUF];
+	for (size_t i = 0; i < ARRAY_SIZE(cases); i++) {
+		char *ref = NULL;
+		const char *e1 = NULL, *e2 = NULL;
+		int r1 = jid_bare_normalize(cases[i], &ref, &e1);
+		int r2 = user_map_normalize(cases[i], strlen(cases[i]), out, &e2);
+		if (r1 != r2)
+			fail_msg("'%s': jid_bare_normalize %d, user_map_normalize %d", cases[i], r1, r2);
+		if (r1 == 0)
+			assert_string_equal(out, ref);
+		else
+			assert_string_equal(e1, e2);
+		free(ref);
+	}
+	/* Generated inputs: every mix of a few interesting characters, up to 5 long. */
+	static const char alphabet[] = "aA@./-. \xc3";
+	const size_t k = sizeof(alphabet) - 1;
+	char text[8];
+	for (size_t len = 1; len <= 5; len++) {
+		size_t total = 1;
+		for (size_t i = 0; i < len; i++)
+			total *= k;
+		for (size_t n = 0; n < total; n++) {
+			size_t v = n;
+			for (size_t i = 0; i < len; i++, v /= k)
+				text[i] = alphabet[v % k];
+			text[len] = '\0';
+			char *ref = NULL;
+			const char *e1 = NULL, *e2 = NULL;
+			int r1 = jid_bare_normalize(text, &ref, &e1);
+			int r2 = user_map_normalize(text, len, out, &e2);
+			if (r1 != r2 || (r1 == 0 && strcmp(out, ref) != 0))
+				fail_msg("'%s' normalised differently", text);
+			free(ref);
+		}
+	}
 }
 
 /* Options from a NULL-terminated array of name, value pairs. */
@@ -378,6 +464,7 @@ int main(void)
 		cmocka_unit_test(test_saslauthd_request),
 		cmocka_unit_test(test_saslauthd_response),
 		cmocka_unit_test(test_user_map),
+		cmocka_unit_test(test_user_map_normalize_agrees),
 		cmocka_unit_test(test_plugin_settings),
 		cmocka_unit_test(test_plugin_settings_file),
 		cmocka_unit_test(test_line_request),
