@@ -7,7 +7,15 @@
  * While its output holds more than a quarter of that, or it has REDIS_INFLIGHT_MAX Redis
  * calls in flight, its parser is suspended after the current element and reading stops;
  * the write callback (output at or below the quarter) and the end of Redis calls resume
- * it. */
+ * it.
+ *
+ * Idle streams: a stream that has sent nothing for RELEASE_IDLE seconds between stanzas
+ * gets its parser freed (xmlstream_release: ~12 KiB, most of an idle session's memory
+ * after TLS); its next input builds a new one. Against a client that sends a byte just
+ * after each release (each rebuild would cost more than it saves), a rebuild sooner than
+ * REBUILD_SOON waits after the release doubles the stream's wait (up to RELEASE_IDLE <<
+ * RELEASE_SHIFT_MAX), and a later one halves it. While a short wait runs, the
+ * connection's timer ticks every second instead of every five. */
 #include "xmpp.h"
 #include "hashmap.h"
 #include "log.h"
@@ -28,6 +36,10 @@
 #define READ_CHUNK 4096
 /* A closing stream that the peer does not read is dropped after this. */
 #define CLOSE_GRACE 3
+/* Parser release of idle streams (see the top of this file); seconds. */
+#define RELEASE_IDLE 2
+#define RELEASE_SHIFT_MAX 5
+#define REBUILD_SOON 4
 
 static void on_open(void *ctx, const struct xnode *header, const char *default_ns);
 static void on_element(void *ctx, struct xnode *el);
@@ -51,6 +63,39 @@ static time_t close_since_mark(const struct conn *c)
 	return c->last_write;
 }
 
+static long long release_wait(const struct conn *c)
+{
+	return (long long)RELEASE_IDLE << c->release_shift;
+}
+
+static void set_tick(struct conn *c, bool fast)
+{
+	if (c->timer == NULL || c->tick_fast == fast)
+		return;
+	c->tick_fast = fast;
+	event_add(c->timer, fast ? c->srv->tick_fast : c->srv->tick);
+}
+
+/* After input: a parser that may soon be released gets checked every second (a long
+ * wait is left to the regular tick). */
+static void watch_idle(struct conn *c)
+{
+	if (!c->closed && !c->closing && release_wait(c) < c->srv->tick->tv_sec &&
+	    xmlstream_idle(c->xs))
+		set_tick(c, true);
+}
+
+/* Input for a released parser: it is rebuilt, and the next wait adapts. */
+static void parser_rebuilt(struct conn *c)
+{
+	if (now_s(c) - c->released_at < REBUILD_SOON * release_wait(c)) {
+		if (c->release_shift < RELEASE_SHIFT_MAX)
+			c->release_shift++;
+	} else if (c->release_shift > 0) {
+		c->release_shift--;
+	}
+}
+
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
@@ -72,6 +117,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->header_sent && now - c->last_write >= c->srv->keepalive)
 		conn_send_raw(c, " ", 1);
+	if (xmlstream_idle(c->xs) && now - c->last_read >= release_wait(c)) {
+		xmlstream_release(c->xs);
+		c->released_at = now;
+	}
+	if (!xmlstream_idle(c->xs))
+		set_tick(c, false);
 }
 
 /* The TLS handshake or the authentication took too long (whitespace does not count). */
@@ -538,12 +589,15 @@ void conn_input(struct conn *c, const char *data, size_t len)
 	if (c->closing || xmlstream_suspended(c->xs))
 		return;
 	c->last_read = now_s(c);
+	if (xmlstream_released(c->xs))
+		parser_rebuilt(c);
 	conn_ref(c);
 	c->in_feed = true;
 	const char *cond = NULL, *text = NULL;
 	enum xmlstream_result r = xmlstream_feed(c->xs, data, len, &cond, &text);
 	c->in_feed = false;
 	after_parse(c, r, cond, text);
+	watch_idle(c);
 	conn_unref(c);
 }
 

@@ -79,8 +79,9 @@ struct server *server_new(struct event_base *base, const struct config *cfg)
 	srv->auth_timeout = cfg->xmpp.auth_timeout;
 	srv->tls_timeout = cfg->xmpp.tls_timeout;
 	srv->version = cfg->xmpp.version;
-	struct timeval tick = {5, 0};
+	struct timeval tick = {5, 0}, fast = {1, 0};
 	srv->tick = event_base_init_common_timeout(base, &tick);
+	srv->tick_fast = event_base_init_common_timeout(base, &fast);
 	return srv;
 }
 

@@ -91,6 +91,7 @@ struct server {
 	bool stopping;
 	struct event *stop_timer;
 	const struct timeval *tick; /* common timeout of the per-connection timers */
+	const struct timeval *tick_fast; /* theirs while a parser waits to be released */
 };
 
 struct conn {
@@ -117,6 +118,10 @@ struct conn {
 	time_t accepted;
 	bool handshaking;
 	time_t last_read, last_write;
+	/* The parser of an idle stream is freed (see conn.c) */
+	time_t released_at;    /* when it was last freed */
+	uint8_t release_shift; /* it is freed after RELEASE_IDLE << release_shift s idle */
+	bool tick_fast;        /* the timer runs on tick_fast */
 	/* SASL */
 	bool authed, auth_pending;
 	bool auth_revoked; /* token_hash was revoked while its check was in flight */
