@@ -574,6 +574,31 @@ void xmlstream_stop(struct xmlstream *xs)
 		XML_StopParser(xs->p, XML_FALSE);
 }
 
+/* Expat defers reparsing an unfinished token until twice as many bytes are there (or
+ * its buffer is nearly full): that bounds the cost of a large token sent in small pieces,
+ * but it would hold back a stanza whose last piece is short, and make what is reported,
+ * and so the stanza size cap, depend on how the input was cut and on the size of expat's
+ * buffer (a rebuilt parser has a smaller one). So everything parseable is parsed at once
+ * while at most REPARSE_NOW_MAX bytes are unreported (a reparse costs no more than that),
+ * and before the cap is judged. */
+#define REPARSE_NOW_MAX 4096
+
+static enum XML_Status reparse_now(struct xmlstream *xs, enum XML_Status st)
+{
+#ifdef HAVE_XML_REPARSE_DEFERRAL
+	long long pending = xs->fed - xs->mark;
+	if (st != XML_STATUS_OK || failed(xs) || pending <= 0 ||
+	    (pending > REPARSE_NOW_MAX && pending <= (long long)xs->limits.max_stanza))
+		return st;
+	XML_SetReparseDeferralEnabled(xs->p, XML_FALSE);
+	st = XML_Parse(xs->p, NULL, 0, XML_FALSE);
+	XML_SetReparseDeferralEnabled(xs->p, XML_TRUE);
+#else
+	(void)xs;
+#endif
+	return st;
+}
+
 static enum xmlstream_result finish(struct xmlstream *xs, enum XML_Status st,
 				    const char **condition_r, const char **text_r)
 {
@@ -631,6 +656,7 @@ enum xmlstream_result xmlstream_feed(struct xmlstream *xs, const char *data, siz
 	struct arena *saved = current_arena;
 	current_arena = xs->arena;
 	enum XML_Status st = XML_Parse(xs->p, data, (int)len, XML_FALSE);
+	st = reparse_now(xs, st);
 	current_arena = saved;
 	return finish(xs, st, condition_r, text_r);
 }
@@ -642,6 +668,7 @@ enum xmlstream_result xmlstream_resume(struct xmlstream *xs, const char **condit
 	struct arena *saved = current_arena;
 	current_arena = xs->arena;
 	enum XML_Status st = XML_ResumeParser(xs->p);
+	st = reparse_now(xs, st);
 	current_arena = saved;
 	return finish(xs, st, condition_r, text_r);
 }
