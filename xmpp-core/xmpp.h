@@ -60,7 +60,7 @@ struct xredis;
 struct domain {
 	char *name;
 	char *cert, *key;     /* paths */
-	struct ssl_ctx_st *ctx; /* replaced on SIGHUP */
+	struct ssl_ctx_st *ctx[2]; /* STARTTLS, direct TLS; replaced on SIGHUP */
 };
 
 struct server {

@@ -1,6 +1,8 @@
 """Logins: STARTTLS and direct TLS with the right certificate per domain (SNI), PLAIN and
 OAUTHBEARER, and every kind of bad token refused."""
 import asyncio
+import socket
+import ssl
 import subprocess
 
 from xmpptest import Raw, close, login, login_failure
@@ -133,3 +135,34 @@ def test_sighup_rereads_certificates(env):
         a = await login(env, "alice@example.org", env.token("alice@example.org"), direct=True)
         await close(a)
     asyncio.run(main())
+
+
+def test_alpn_and_sni_per_listener(env):
+    """Direct TLS: xmpp-client is selected, and a client offering only other protocols is
+    refused; STARTTLS carries on without ALPN. Either way SNI picks the domain's
+    certificate (checked against the name)."""
+    def handshake(direct, protocols, domain):
+        ctx = ssl.create_default_context(cafile=env.cafile)
+        ctx.set_alpn_protocols(protocols)
+        if direct:
+            s = socket.create_connection(("127.0.0.1", env.server.tls_port), timeout=5)
+        else:
+            r = Raw(env, domain=domain)
+            r.header()
+            r.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            r.recv_until("<proceed")
+            r.recv_until("/>")
+            s = r.sock
+        try:
+            t = ctx.wrap_socket(s, server_hostname=domain)
+        except ssl.SSLError:
+            s.close()
+            return "refused"
+        proto = t.selected_alpn_protocol()
+        t.close()
+        return proto
+
+    assert handshake(True, ["h2", "xmpp-client"], "example.net") == "xmpp-client"
+    assert handshake(True, ["h2"], "example.org") == "refused"
+    assert handshake(False, ["h2"], "example.net") is None
+    assert handshake(False, ["xmpp-client"], "example.org") == "xmpp-client"
