@@ -353,17 +353,18 @@ static void send_header(struct conn *c)
 	if (c->header_sent)
 		return;
 	unsigned char rnd[16];
+	char stream_id[2 * sizeof(rnd) + 1];
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		abort();
 	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(c->stream_id + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(stream_id + 2 * i, 3, "%02x", rnd[i]);
 	const char *from = c->domain != NULL ? c->domain->name : c->srv->domains[0].name;
 	char head[400];
 	int n = snprintf(head, sizeof(head),
 			 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
 			 "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='%s' "
 			 "version='1.0' xml:lang='en'>",
-			 c->stream_id, from);
+			 stream_id, from);
 	conn_send_raw(c, head, (size_t)n);
 	c->header_sent = true;
 }

@@ -27,8 +27,9 @@ struct account *account_get(struct server *srv, const char *bare)
 	struct account *a = hashmap_get(srv->accounts, bare);
 	if (a != NULL)
 		return a;
-	a = xcalloc(1, sizeof(*a));
-	a->bare = xstrdup(bare);
+	size_t len = strlen(bare);
+	a = xcalloc(1, sizeof(*a) + len + 1);
+	memcpy(a->bare, bare, len + 1);
 	a->roster = hashmap_new();
 	hashmap_put(srv->accounts, bare, a);
 	return a;
@@ -41,7 +42,6 @@ void account_maybe_free(struct server *srv, struct account *a)
 	hashmap_remove(srv->accounts, a->bare);
 	hashmap_each(a->roster, free_item, NULL);
 	hashmap_free(a->roster);
-	free(a->bare);
 	free(a);
 }
 
@@ -89,8 +89,8 @@ static void bind_complete(struct conn *c, struct account *a)
 	struct session *s = xcalloc(1, sizeof(*s));
 	s->conn = c;
 	s->acct = a;
-	s->resource = xstrdup(c->bind_resource);
-	s->full = xasprintf("%s/%s", a->bare, s->resource);
+	s->full = xasprintf("%s/%s", a->bare, c->bind_resource);
+	s->resource = s->full + strlen(a->bare) + 1;
 	s->next = a->sessions;
 	a->sessions = s;
 	c->session = s;
@@ -214,7 +214,6 @@ void session_end(struct conn *c)
 	for (size_t i = 0; i < s->n_directed; i++)
 		free(s->directed[i]);
 	free(s->directed);
-	free(s->resource);
 	free(s->full);
 	free(s);
 	account_maybe_free(c->srv, a);

@@ -94,29 +94,33 @@ struct server {
 	const struct timeval *tick_fast; /* theirs while a parser waits to be released */
 };
 
+/* A printable IPv6 address (INET6_ADDRSTRLEN), and the per-address key: an IPv4 address
+ * or "xxxx:xxxx:xxxx:xxxx::/64". */
+#define CONN_ADDR_MAX 46
+#define CONN_IPKEY_MAX 26
+
 struct conn {
 	struct server *srv;
 	struct conn *prev, *next;
-	unsigned refs;
 	uint64_t id;
+	unsigned refs;
 	evutil_socket_t fd;
 	struct bufferevent *bev;
 	struct xmlstream *xs;
 	struct event *timer;
+	const struct domain *domain;
+	struct event *deadline; /* TLS handshake, then authentication; NULL once authed */
+	unsigned redis_inflight; /* Redis calls made for this client, not yet answered */
 	bool own_bev; /* false: the fuzz target's bufferevent */
 	bool direct_tls, tls, closing, closed, header_sent, in_feed;
 	bool starttls_pending; /* <proceed/> queued; switch once it is written */
 	bool restart_pending;  /* SASL done; the next bytes start a new stream */
 	bool overflow;         /* output past max_output: the stream ends */
 	bool offline_more;     /* offline delivery stopped at the output limit */
-	unsigned redis_inflight; /* Redis calls made for this client, not yet answered */
-	const struct domain *domain;
-	char stream_id[33];
-	char addr[64]; /* client IP, for logs and rate limits */
-	char ipkey[48]; /* addr, or an IPv6 address's /64: per-address caps */
-	struct event *deadline; /* TLS handshake, then authentication; NULL once authed */
-	time_t accepted;
 	bool handshaking;
+	char addr[CONN_ADDR_MAX];   /* client IP, for logs and rate limits */
+	char ipkey[CONN_IPKEY_MAX]; /* addr, or an IPv6 address's /64: per-address caps */
+	time_t accepted;
 	time_t last_read, last_write;
 	/* The parser of an idle stream is freed (see conn.c) */
 	time_t released_at;    /* when it was last freed */
@@ -139,7 +143,7 @@ struct session {
 	struct conn *conn;
 	struct account *acct;
 	struct session *next; /* in acct->sessions */
-	char *resource;
+	const char *resource; /* in full, after the '/' */
 	char *full;
 	bool available, interested, initial_sent;
 	int priority;
@@ -166,16 +170,17 @@ struct bind_waiter {
 };
 
 struct account {
-	char *bare;
 	struct session *sessions;
 	struct hashmap *roster; /* contact bare JID -> struct ritem */
 	bool loaded, loading;
 	struct bind_waiter *waiters;
+	char bare[];
 };
 
 /* ---- server.c */
 /* The per-address key of sa (IPv4 address, or IPv6 /64) and its printable address. */
-void server_addr_key(const struct sockaddr *sa, char addr[64], char key[48]);
+void server_addr_key(const struct sockaddr *sa, char addr[CONN_ADDR_MAX],
+		     char key[CONN_IPKEY_MAX]);
 const struct domain *server_domain(const struct server *srv, const char *name);
 bool server_hosts(const struct server *srv, const char *domain);
 void server_conn_gone(struct server *srv);
