@@ -140,7 +140,8 @@ def test_sighup_rereads_certificates(env):
 def test_alpn_and_sni_per_listener(env):
     """Direct TLS: xmpp-client is selected, and a client offering only other protocols is
     refused; STARTTLS carries on without ALPN. Either way SNI picks the domain's
-    certificate (checked against the name)."""
+    certificate (checked against the name), and the server's first choice of cipher is
+    ChaCha20-Poly1305."""
     def handshake(direct, protocols, domain):
         ctx = ssl.create_default_context(cafile=env.cafile)
         ctx.set_alpn_protocols(protocols)
@@ -159,6 +160,7 @@ def test_alpn_and_sni_per_listener(env):
             s.close()
             return "refused"
         proto = t.selected_alpn_protocol()
+        assert t.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256"
         t.close()
         return proto
 
