@@ -13,6 +13,7 @@
 #include "util.h"
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -28,25 +29,33 @@ static const char *const common_replays[] = {
 	"<stream:stream xmlns:stream='http://etherx.jabber.org/streams' xmlns='jabber:client'>",
 };
 
+/* The stream element's namespace declarations while its start tag is parsed. */
+struct header_ns {
+	char *default_ns; /* "" when none was declared */
+	char *decls;      /* as attributes: " xmlns='…' xmlns:p='…'" */
+};
+
+/* One per connection, alive as long as it: kept small. */
 struct xmlstream {
-	XML_Parser p;         /* NULL while released */
-	struct arena *arena;  /* the parser's memory; NULL while released */
-	struct xmlstream_limits limits;
-	struct xmlstream_handlers h;
+	XML_Parser p;        /* NULL while released */
+	struct arena *arena; /* the parser's memory; NULL while released */
+	const struct xmlstream_limits *limits; /* the caller's (max_stanza: ours) */
+	const struct xmlstream_handlers *h;
 	void *ctx;
-	unsigned depth;         /* 0 outside the stream, 1 inside it, 2+ inside a stanza */
-	struct xnode **stack;   /* stack[i]: open element at depth i + 2 */
-	size_t nodes;           /* in the current stanza */
-	unsigned ns_decls;      /* namespace declarations of the element being started */
+	size_t max_stanza;
+	struct xnode **stack;   /* stack[i]: open element at depth i + 2 (in the arena) */
 	long long mark;         /* where the current stanza (or the gap before it) began */
 	long long fed;          /* bytes given to this parser */
-	char *default_ns;       /* of the stream element, until the open handler ran */
-	char *header_ns;        /* the stream element's namespace declarations, being collected */
+	struct header_ns *hdr;  /* while the stream's start tag is parsed */
 	const char *replay;     /* the stream's start tag for a new parser; NULL: none */
+	const char *err_condition, *err_text;
+	unsigned depth;         /* 0 outside the stream, 1 inside it, 2+ inside a stanza */
+	unsigned max_depth;     /* limits->max_depth, at least 1 */
+	uint32_t nodes;         /* in the current stanza */
+	unsigned ns_decls;      /* namespace declarations of the element being started */
 	bool replay_owned;      /* replay is ours to free (not one of common_replays) */
 	bool replaying;         /* feeding replay: every handler is silent */
 	bool stopped;           /* xmlstream_stop() ended this stream's parsing */
-	const char *err_condition, *err_text;
 	bool suspended;
 };
 
@@ -111,13 +120,13 @@ static struct xnode *make_element(struct xmlstream *xs, const char *name, const 
 	/* Namespace declarations count as attributes: expat reports them apart. */
 	unsigned count = xs->ns_decls;
 	xs->ns_decls = 0;
-	if (count > xs->limits.max_attrs) {
+	if (count > xs->limits->max_attrs) {
 		fail(xs, "policy-violation", "too many attributes on one element");
 		xnode_free(n);
 		return NULL;
 	}
 	for (size_t i = 0; attrs[i] != NULL; i += 2) {
-		if (++count > xs->limits.max_attrs) {
+		if (++count > xs->limits->max_attrs) {
 			fail(xs, "policy-violation", "too many attributes on one element");
 			xnode_free(n);
 			return NULL;
@@ -136,8 +145,17 @@ static void check_size(struct xmlstream *xs)
 	long long at = XML_GetCurrentByteIndex(xs->p);
 	if (at >= 0)
 		at += XML_GetCurrentByteCount(xs->p);
-	if (at >= 0 && at - xs->mark > (long long)xs->limits.max_stanza)
+	if (at >= 0 && at - xs->mark > (long long)xs->max_stanza)
 		fail(xs, "policy-violation", "stanza too large");
+}
+
+static void free_header_ns(struct header_ns *hdr)
+{
+	if (hdr == NULL)
+		return;
+	free(hdr->default_ns);
+	free(hdr->decls);
+	free(hdr);
 }
 
 static void forget_replay(struct xmlstream *xs)
@@ -153,8 +171,9 @@ static void forget_replay(struct xmlstream *xs)
  * without XML_CONTEXT_BYTES) the stream keeps its parser. */
 static void keep_replay(struct xmlstream *xs, const char *local)
 {
-	char *ns = xs->header_ns;
-	xs->header_ns = NULL;
+	char *ns = xs->hdr != NULL ? xs->hdr->decls : NULL;
+	if (xs->hdr != NULL)
+		xs->hdr->decls = NULL;
 	int off = 0, size = 0;
 	const char *in = XML_GetInputContext(xs->p, &off, &size);
 	int count = XML_GetCurrentByteCount(xs->p);
@@ -203,13 +222,14 @@ static void on_start(void *ud, const char *name, const char **attrs)
 		xs->depth = 1;
 		xs->mark = XML_GetCurrentByteIndex(xs->p) + XML_GetCurrentByteCount(xs->p);
 		keep_replay(xs, header->name);
-		xs->h.open(xs->ctx, header, xs->default_ns != NULL ? xs->default_ns : "");
+		struct header_ns *hdr = xs->hdr;
+		xs->hdr = NULL;
+		xs->h->open(xs->ctx, header, hdr != NULL ? hdr->default_ns : "");
 		xnode_free(header);
-		free(xs->default_ns);
-		xs->default_ns = NULL;
+		free_header_ns(hdr);
 		return;
 	}
-	if (xs->depth - 1 >= xs->limits.max_depth) {
+	if (xs->depth - 1 >= xs->max_depth) {
 		fail(xs, "policy-violation", "elements nested too deeply");
 		return;
 	}
@@ -219,7 +239,7 @@ static void on_start(void *ud, const char *name, const char **attrs)
 	} else {
 		check_size(xs);
 	}
-	if (++xs->nodes > xs->limits.max_nodes) {
+	if (++xs->nodes > xs->limits->max_nodes) {
 		fail(xs, "policy-violation", "too many elements in one stanza");
 		return;
 	}
@@ -240,7 +260,7 @@ static void on_end(void *ud, const char *name)
 		return;
 	if (xs->depth == 1) {
 		xs->depth = 0;
-		xs->h.close(xs->ctx);
+		xs->h->close(xs->ctx);
 		return;
 	}
 	check_size(xs);
@@ -251,7 +271,7 @@ static void on_end(void *ud, const char *name)
 		struct xnode *n = xs->stack[0];
 		xs->stack[0] = NULL;
 		xs->mark = XML_GetCurrentByteIndex(xs->p) + XML_GetCurrentByteCount(xs->p);
-		xs->h.element(xs->ctx, n);
+		xs->h->element(xs->ctx, n);
 	}
 }
 
@@ -268,7 +288,7 @@ static void on_text(void *ud, const char *s, int len)
 	check_size(xs);
 	struct xnode *cur = xs->stack[xs->depth - 2];
 	bool merges = cur->n_children > 0 && cur->children[cur->n_children - 1]->name == NULL;
-	if (!merges && ++xs->nodes > xs->limits.max_nodes) {
+	if (!merges && ++xs->nodes > xs->limits->max_nodes) {
 		fail(xs, "policy-violation", "too many elements in one stanza");
 		return;
 	}
@@ -313,16 +333,20 @@ static void on_ns_start(void *ud, const char *prefix, const char *uri)
 		return;
 	if (uri == NULL)
 		uri = "";
+	if (xs->hdr == NULL) {
+		xs->hdr = xcalloc(1, sizeof(*xs->hdr));
+		xs->hdr->default_ns = xstrdup("");
+	}
 	if (prefix == NULL) {
-		free(xs->default_ns);
-		xs->default_ns = xstrdup(uri);
+		free(xs->hdr->default_ns);
+		xs->hdr->default_ns = xstrdup(uri);
 	}
 	char *value = escape_uri(uri);
-	char *decls = xasprintf("%s xmlns%s%s='%s'", xs->header_ns != NULL ? xs->header_ns : "",
+	char *decls = xasprintf("%s xmlns%s%s='%s'", xs->hdr->decls != NULL ? xs->hdr->decls : "",
 				prefix != NULL ? ":" : "", prefix != NULL ? prefix : "", value);
 	free(value);
-	free(xs->header_ns);
-	xs->header_ns = decls;
+	free(xs->hdr->decls);
+	xs->hdr->decls = decls;
 }
 
 static void on_xmldecl(void *ud, const char *version, const char *encoding, int standalone)
@@ -389,7 +413,7 @@ static void clear_tree(struct xmlstream *xs)
 static bool make_parser(struct xmlstream *xs)
 {
 	if (xs->arena == NULL)
-		xs->arena = arena_new(parser_cap(xs->limits.max_stanza));
+		xs->arena = arena_new(parser_cap(xs->max_stanza));
 	else
 		arena_reset(xs->arena);
 	if (xs->arena == NULL)
@@ -397,7 +421,7 @@ static bool make_parser(struct xmlstream *xs)
 	struct arena *saved = current_arena;
 	current_arena = xs->arena;
 	xs->p = XML_ParserCreate_MM("UTF-8", &memsuite, "\x01");
-	xs->stack = arena_alloc(xs->arena, (xs->limits.max_depth + 1) * sizeof(*xs->stack));
+	xs->stack = arena_alloc(xs->arena, (xs->max_depth + 1) * sizeof(*xs->stack));
 	current_arena = saved;
 	if (xs->p == NULL || xs->stack == NULL) {
 		if (xs->p != NULL)
@@ -409,7 +433,7 @@ static bool make_parser(struct xmlstream *xs)
 		xs->stack = NULL;
 		return false;
 	}
-	memset(xs->stack, 0, (xs->limits.max_depth + 1) * sizeof(*xs->stack));
+	memset(xs->stack, 0, (xs->max_depth + 1) * sizeof(*xs->stack));
 	XML_SetUserData(xs->p, xs);
 	XML_SetElementHandler(xs->p, on_start, on_end);
 	XML_SetCharacterDataHandler(xs->p, on_text);
@@ -451,10 +475,8 @@ static void new_stream(struct xmlstream *xs)
 	xs->suspended = false;
 	xs->replaying = false;
 	xs->stopped = false;
-	free(xs->default_ns);
-	xs->default_ns = NULL;
-	free(xs->header_ns);
-	xs->header_ns = NULL;
+	free_header_ns(xs->hdr);
+	xs->hdr = NULL;
 	forget_replay(xs);
 }
 
@@ -462,10 +484,10 @@ struct xmlstream *xmlstream_new(const struct xmlstream_limits *limits,
 				const struct xmlstream_handlers *handlers, void *ctx)
 {
 	struct xmlstream *xs = xcalloc(1, sizeof(*xs));
-	xs->limits = *limits;
-	if (xs->limits.max_depth < 1)
-		xs->limits.max_depth = 1;
-	xs->h = *handlers;
+	xs->limits = limits;
+	xs->max_stanza = limits->max_stanza;
+	xs->max_depth = limits->max_depth < 1 ? 1 : limits->max_depth;
+	xs->h = handlers;
 	xs->ctx = ctx;
 	if (!make_parser(xs))
 		abort(); /* out of memory, as in xcalloc() */
@@ -501,7 +523,7 @@ void xmlstream_reset(struct xmlstream *xs)
 
 void xmlstream_set_max_stanza(struct xmlstream *xs, size_t max_stanza)
 {
-	xs->limits.max_stanza = max_stanza;
+	xs->max_stanza = max_stanza;
 	if (xs->arena != NULL)
 		arena_set_cap(xs->arena, parser_cap(max_stanza));
 }
@@ -588,7 +610,7 @@ static enum XML_Status reparse_now(struct xmlstream *xs, enum XML_Status st)
 #ifdef HAVE_XML_REPARSE_DEFERRAL
 	long long pending = xs->fed - xs->mark;
 	if (st != XML_STATUS_OK || failed(xs) || pending <= 0 ||
-	    (pending > REPARSE_NOW_MAX && pending <= (long long)xs->limits.max_stanza))
+	    (pending > REPARSE_NOW_MAX && pending <= (long long)xs->max_stanza))
 		return st;
 	XML_SetReparseDeferralEnabled(xs->p, XML_FALSE);
 	st = XML_Parse(xs->p, NULL, 0, XML_FALSE);
@@ -637,7 +659,7 @@ static enum xmlstream_result finish(struct xmlstream *xs, enum XML_Status st,
 		return XS_ERROR;
 	}
 	/* Expat holds an unfinished tag or text run without calling us: cap it too. */
-	if (xs->fed - xs->mark > (long long)xs->limits.max_stanza) {
+	if (xs->fed - xs->mark > (long long)xs->max_stanza) {
 		*condition_r = "policy-violation";
 		*text_r = "stanza too large";
 		return XS_ERROR;

@@ -46,6 +46,7 @@ enum xmlstream_result {
 
 struct xmlstream;
 
+/* limits and handlers are the caller's and must outlive the stream. */
 struct xmlstream *xmlstream_new(const struct xmlstream_limits *limits,
 				const struct xmlstream_handlers *handlers, void *ctx);
 void xmlstream_free(struct xmlstream *xs);
