@@ -14,8 +14,11 @@
  * after TLS); its next input builds a new one. Against a client that sends a byte just
  * after each release (each rebuild would cost more than it saves), a rebuild sooner than
  * REBUILD_SOON waits after the release doubles the stream's wait (up to RELEASE_IDLE <<
- * RELEASE_SHIFT_MAX), and a later one halves it. While a short wait runs, the
- * connection's timer ticks every second instead of every five. */
+ * RELEASE_SHIFT_MAX), and a later one halves it.
+ *
+ * Timeouts, keepalives and parser releases of every connection are checked once a second
+ * by one server-wide timer (a timer per connection would cost ~150 bytes each); the TLS
+ * and authentication deadline of a connection not yet authenticated has its own. */
 #include "xmpp.h"
 #include "hashmap.h"
 #include "log.h"
@@ -68,23 +71,6 @@ static long long release_wait(const struct conn *c)
 	return (long long)RELEASE_IDLE << c->release_shift;
 }
 
-static void set_tick(struct conn *c, bool fast)
-{
-	if (c->timer == NULL || c->tick_fast == fast)
-		return;
-	c->tick_fast = fast;
-	event_add(c->timer, fast ? c->srv->tick_fast : c->srv->tick);
-}
-
-/* After input: a parser that may soon be released gets checked every second (a long
- * wait is left to the regular tick). */
-static void watch_idle(struct conn *c)
-{
-	if (!c->closed && !c->closing && release_wait(c) < c->srv->tick->tv_sec &&
-	    xmlstream_idle(c->xs))
-		set_tick(c, true);
-}
-
 /* Input for a released parser: it is rebuilt, and the next wait adapts. */
 static void parser_rebuilt(struct conn *c)
 {
@@ -96,12 +82,8 @@ static void parser_rebuilt(struct conn *c)
 	}
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static void tick_one(struct conn *c, time_t now)
 {
-	struct conn *c = arg;
-	(void)fd;
-	(void)what;
-	time_t now = now_s(c);
 	if (c->closing) {
 		if (now - close_since_mark(c) >= CLOSE_GRACE)
 			conn_close_now(c);
@@ -117,12 +99,34 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->header_sent && now - c->last_write >= c->srv->keepalive)
 		conn_send_raw(c, " ", 1);
-	if (xmlstream_idle(c->xs) && now - c->last_read >= release_wait(c)) {
+	if (now - c->last_read >= release_wait(c) && xmlstream_idle(c->xs)) {
 		xmlstream_release(c->xs);
 		c->released_at = now;
 	}
-	if (!xmlstream_idle(c->xs))
-		set_tick(c, false);
+}
+
+/* Once a second, and at once when a connection's output overflows. Only the connection
+ * being checked can end meanwhile; the next one is held all the same. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	struct timeval tv;
+	event_base_gettimeofday_cached(srv->base, &tv);
+	for (struct conn *c = srv->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		if (next != NULL)
+			conn_ref(next);
+		if (c->own_bev)
+			tick_one(c, tv.tv_sec);
+		if (next != NULL) {
+			bool gone = next->closed;
+			conn_unref(next);
+			if (gone)
+				break;
+		}
+	}
 }
 
 /* The TLS handshake or the authentication took too long (whitespace does not count). */
@@ -217,8 +221,13 @@ struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr,
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, srv->max_output / 4, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	c->timer = event_new(srv->base, -1, EV_PERSIST, on_timer, c);
-	event_add(c->timer, srv->tick);
+	if (srv->ticker == NULL) {
+		struct timeval second = {1, 0};
+		srv->ticker = event_new(srv->base, -1, EV_PERSIST, on_tick, srv);
+		if (srv->ticker == NULL)
+			abort(); /* out of memory */
+		event_add(srv->ticker, &second);
+	}
 	c->handshaking = direct_tls;
 	c->deadline = evtimer_new(srv->base, on_deadline, c);
 	arm_deadline(c);
@@ -262,10 +271,6 @@ void conn_close_now(struct conn *c)
 	c->closed = true;
 	c->closing = true;
 	session_end(c);
-	if (c->timer != NULL) {
-		event_free(c->timer);
-		c->timer = NULL;
-	}
 	conn_authed(c); /* frees the deadline */
 	if (c->srv->max_conns_per_ip > 0 && c->ipkey[0] != '\0') {
 		unsigned *n = hashmap_get(c->srv->per_ip, c->ipkey);
@@ -296,7 +301,7 @@ static size_t out_len(const struct conn *c)
 	return c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
 }
 
-/* Past max_output: queue nothing more and end the stream from the timer, never from
+/* Past max_output: queue nothing more and end the stream from the ticker, never from
  * here (callers may be walking the session lists this would change). */
 static void check_overflow(struct conn *c)
 {
@@ -304,8 +309,8 @@ static void check_overflow(struct conn *c)
 		return;
 	c->overflow = true;
 	log_event(LOG_LEVEL_INFO, "output_overflow", "addr", c->addr, "jid", c->bare, NULL);
-	if (c->timer != NULL)
-		event_active(c->timer, EV_TIMEOUT, 1);
+	if (c->srv->ticker != NULL)
+		event_active(c->srv->ticker, EV_TIMEOUT, 1);
 }
 
 void conn_send_raw(struct conn *c, const char *data, size_t len)
@@ -598,7 +603,6 @@ void conn_input(struct conn *c, const char *data, size_t len)
 	enum xmlstream_result r = xmlstream_feed(c->xs, data, len, &cond, &text);
 	c->in_feed = false;
 	after_parse(c, r, cond, text);
-	watch_idle(c);
 	conn_unref(c);
 }
 

@@ -79,9 +79,6 @@ struct server *server_new(struct event_base *base, const struct config *cfg)
 	srv->auth_timeout = cfg->xmpp.auth_timeout;
 	srv->tls_timeout = cfg->xmpp.tls_timeout;
 	srv->version = cfg->xmpp.version;
-	struct timeval tick = {5, 0}, fast = {1, 0};
-	srv->tick = event_base_init_common_timeout(base, &tick);
-	srv->tick_fast = event_base_init_common_timeout(base, &fast);
 	return srv;
 }
 
@@ -321,5 +318,7 @@ void server_free(struct server *srv)
 	free(srv->prefix);
 	if (srv->stop_timer != NULL)
 		event_free(srv->stop_timer);
+	if (srv->ticker != NULL)
+		event_free(srv->ticker);
 	free(srv);
 }

@@ -90,8 +90,7 @@ struct server {
 	bool version;
 	bool stopping;
 	struct event *stop_timer;
-	const struct timeval *tick; /* common timeout of the per-connection timers */
-	const struct timeval *tick_fast; /* theirs while a parser waits to be released */
+	struct event *ticker; /* every connection's timeouts, once a second (conn.c) */
 };
 
 /* A printable IPv6 address (INET6_ADDRSTRLEN), and the per-address key: an IPv4 address
@@ -107,7 +106,6 @@ struct conn {
 	evutil_socket_t fd;
 	struct bufferevent *bev;
 	struct xmlstream *xs;
-	struct event *timer;
 	const struct domain *domain;
 	struct event *deadline; /* TLS handshake, then authentication; NULL once authed */
 	unsigned redis_inflight; /* Redis calls made for this client, not yet answered */
@@ -125,7 +123,6 @@ struct conn {
 	/* The parser of an idle stream is freed (see conn.c) */
 	time_t released_at;    /* when it was last freed */
 	uint8_t release_shift; /* it is freed after RELEASE_IDLE << release_shift s idle */
-	bool tick_fast;        /* the timer runs on tick_fast */
 	/* SASL */
 	bool authed, auth_pending;
 	bool auth_revoked; /* token_hash was revoked while its check was in flight */

@@ -140,3 +140,32 @@ def test_roster_item_size_is_capped(env):
            "</query></iq>")
     assert "type='result'" in r.recv_until("id='r2'", timeout=10) + r.recv_until(">")
     r.close()
+
+
+def test_idle_stream_after_its_parser_is_freed(make_env):
+    """A stream silent for a few seconds between stanzas has its parser freed; what comes
+    next is parsed as before: the stream's own prefix and a namespace it declared in its
+    header still apply, and its end tag (with that prefix) still closes it. Meanwhile
+    the server sends whitespace keepalives."""
+    env = make_env("keepalive = 5")
+    user = "ivan@example.org"
+    tok = env.token(user)
+    r = Raw(env)
+    r.starttls()
+    assert "<success" in r.auth("PLAIN", b"\0" + user.encode() + b"\0" + tok.encode())
+    r.send("<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client' "
+           "xmlns:p='urn:xmpp:ping' to='example.org' version='1.0'>")
+    r.recv_until("</stream:features>")
+    r.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    r.recv_until("</iq>")
+    r.sock.settimeout(8)
+    assert r.sock.recv(100) == b" "  # a keepalive, after 5 s of silence (parser freed by then)
+    r.send("<iq type='get' id='p1'><p:ping/></iq>")
+    out = r.recv_until("id='p1'") + r.recv_until(">")
+    assert "type='result'" in out and "error" not in out, out
+    r.sock.settimeout(8)
+    assert r.sock.recv(100) == b" "
+    r.send("</s:stream>")
+    out = r.read_to_close()
+    assert out.rstrip().endswith("</stream:stream>"), out
+    assert "error" not in out, out
