@@ -86,11 +86,14 @@ static void bind_complete(struct conn *c, struct account *a)
 		bind_clear(c);
 		return;
 	}
-	struct session *s = xcalloc(1, sizeof(*s));
+	size_t bare_len = strlen(a->bare), res_len = strlen(c->bind_resource);
+	struct session *s = xcalloc(1, sizeof(*s) + bare_len + 1 + res_len + 1);
 	s->conn = c;
 	s->acct = a;
-	s->full = xasprintf("%s/%s", a->bare, c->bind_resource);
-	s->resource = s->full + strlen(a->bare) + 1;
+	memcpy(s->full, a->bare, bare_len);
+	s->full[bare_len] = '/';
+	memcpy(s->full + bare_len + 1, c->bind_resource, res_len + 1);
+	s->resource = s->full + bare_len + 1;
 	s->next = a->sessions;
 	a->sessions = s;
 	c->session = s;
@@ -214,7 +217,6 @@ void session_end(struct conn *c)
 	for (size_t i = 0; i < s->n_directed; i++)
 		free(s->directed[i]);
 	free(s->directed);
-	free(s->full);
 	free(s);
 	account_maybe_free(c->srv, a);
 }

@@ -141,12 +141,12 @@ struct session {
 	struct account *acct;
 	struct session *next; /* in acct->sessions */
 	const char *resource; /* in full, after the '/' */
-	char *full;
 	bool available, interested, initial_sent;
 	int priority;
 	struct xnode *presence; /* last available presence broadcast, from stamped */
 	char **directed;        /* JIDs sent directed available presence */
 	size_t n_directed;
+	char full[]; /* bare/resource */
 };
 
 /* A roster item as stored: see roster.c for the encoding. */
