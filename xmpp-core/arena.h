@@ -19,10 +19,13 @@ struct arena;
 /* A new arena holding at most cap bytes of pages (at least its first block, 16 KiB).
  * NULL when no pages can be had. */
 struct arena *arena_new(size_t cap);
-/* Give every page back to the pool. Accepts NULL. */
+/* Give every page back to the pool. Accepts NULL. Every allocation should have been
+ * released first (expat frees all of its own when its parser is freed); under Valgrind
+ * one that was not would be reported. */
 void arena_free(struct arena *a);
-/* Forget every allocation: pages beyond the first block go back to the pool, the first
- * block is zeroed (what it held may have been a secret) and reused. */
+/* Start over, allocations released as for arena_free(): pages beyond the first block go
+ * back to the pool, the first block is zeroed (what it held may have been a secret) and
+ * reused. */
 void arena_reset(struct arena *a);
 /* Change the cap; what is already held stays. */
 void arena_set_cap(struct arena *a, size_t cap);
