@@ -52,6 +52,7 @@ struct xredis;
 #define ROSTER_NAME_MAX 1024
 #define ROSTER_GROUPS_MAX 32
 #define ROSTER_ITEM_MAX 4096 /* bytes of one stored item's name and groups */
+#define ROSTER_BYTES_PER_ITEM 256 /* a roster holds xmpp.max_roster times this in all */
 #define SESSIONS_PER_ACCOUNT_MAX 64
 #define REDIS_INFLIGHT_MAX 16 /* Redis calls one connection may have in flight */
 #define PREBIND_STANZA_MAX 16384 /* bytes of one element before a resource is bound */
