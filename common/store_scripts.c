@@ -63,10 +63,15 @@ static const char verify_lua[] =
 	"local service, hash, ukey = ARGV[2], ARGV[3], KEYS[2]\n"
 	VERIFY_BODY;
 
-/* KEYS: token. ARGV: service, hash, user index key prefix (PREFIXuser:).
+/* KEYS: token. ARGV: service, hash, user index key prefix (PREFIXuser:), and optionally
+ * "@DOMAIN": the owner must be a user of that domain (refused before a use is counted).
  * For clients that name no user (OAUTHBEARER without a=): whoever owns the token. */
 static const char verify_any_lua[] =
 	VERIFY_READ
+	"local dom = ARGV[4] or ''\n"
+	"if #dom > 0 and (#f[1] <= #dom or string.sub(f[1], -#dom) ~= dom) then\n"
+	"  return {0, 'jid'}\n"
+	"end\n"
 	"local service, hash, ukey = ARGV[1], ARGV[2], ARGV[3] .. f[1] .. ':tokens'\n"
 	VERIFY_BODY;
 

@@ -311,9 +311,12 @@ void xredis_script(struct xredis *r, const char *source, int nkeys, int nargs,
 /* A plain command; the same contract. */
 void xredis_command(struct xredis *r, int argc, const char *const *argv, const size_t *lens,
 		    xredis_cb *cb, void *data);
-/* Verify a token with the token store's own script (common/store_async.c). */
-typedef void xredis_verify_cb(int result, const char *hash, const char *why, void *data);
+/* Verify a token with the token store's own script (common/store_async.c): for jid, or
+ * (jid NULL) for whoever owns it, who must be a user of domain; owner is then that bare
+ * JID on success (valid during the callback), else NULL. */
+typedef void xredis_verify_cb(int result, const char *hash, const char *why, const char *owner,
+			      void *data);
 void xredis_verify(struct xredis *r, const char *token, size_t len, const char *jid,
-		   xredis_verify_cb *cb, void *data);
+		   const char *domain, xredis_verify_cb *cb, void *data);
 
 #endif

@@ -168,3 +168,40 @@ def test_alpn_and_sni_per_listener(env):
     assert handshake(True, ["h2"], "example.org") == "refused"
     assert handshake(False, ["h2"], "example.net") is None
     assert handshake(False, ["xmpp-client"], "example.org") == "xmpp-client"
+
+
+def test_oauthbearer_without_authzid(env):
+    """RFC 7628 lets the GS2 header name no user ("n,,"): the token names its owner, who is
+    then the authenticated user; a token of another domain's user is refused on this
+    domain's stream, before a use of a limited token is counted."""
+    tok = env.token("alice@example.org")
+    r = Raw(env)
+    r.starttls()
+    assert "<success" in r.auth("OAUTHBEARER", b"n,,\x01auth=Bearer " + tok.encode() +
+                                b"\x01\x01")
+    r.header()
+    r.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    out = r.recv_until("</iq>")
+    assert "<jid>alice@example.org/" in out, out
+    r.close()
+
+    once = env.token("carol@example.net", extra=("--uses", "1"))
+    r = Raw(env)  # a stream to example.org
+    r.starttls()
+    out = r.auth("OAUTHBEARER", b"n,,\x01auth=Bearer " + once.encode() + b"\x01\x01")
+    assert "<challenge" in out, out
+    r.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AQ==</response>")
+    assert "not-authorized" in r.recv_until("</failure>")
+    r.close()
+    # The refused attempt used nothing: the token still logs carol in on her own domain.
+    r = Raw(env, domain="example.net")
+    r.starttls()
+    out = r.auth("OAUTHBEARER", b"n,,\x01auth=Bearer " + once.encode() + b"\x01\x01")
+    assert "<success" in out, env.server.log_text()[-2000:]
+    r.close()
+    # Malformed GS2 headers are still refused.
+    r = Raw(env)
+    r.starttls()
+    assert "malformed-request" in r.auth("OAUTHBEARER", b"n,b=x,\x01auth=Bearer " +
+                                         tok.encode() + b"\x01\x01")
+    r.close()
