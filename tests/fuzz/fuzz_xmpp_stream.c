@@ -3,9 +3,10 @@
  * Byte 0 picks the connection's state: bit 0 pretends TLS is in place, bit 1 pretends
  * SASL succeeded for alice@example.org, bit 2 adds a second bound, available user
  * (bob@example.org/r) for routing to reach, bit 3 frees the parser after every chunk
- * that leaves it idle (as an idle stream's timer does), so that the next chunk runs on a
- * rebuilt one. Byte 1 sets the chunk size the rest is fed in. The server runs without Redis (no storage), so every path that needs the store
- * takes its "unavailable" branch. */
+ * that leaves it idle (as the server's tick does for an idle stream), so that the next
+ * chunk runs on a rebuilt one. Byte 1 sets the chunk size the rest is fed in. The server
+ * runs without Redis (no storage), so every path that needs the store takes its
+ * "unavailable" branch. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
