@@ -68,8 +68,10 @@ static void problem(struct parser *p, unsigned line, const char *fmt, ...)
 /* Problems in line order; within a line, in the order found. */
 static void sort_problems(struct parser *p)
 {
-	char **v = p->problems->v + p->problems_before;
 	size_t n = p->problems->n - p->problems_before;
+	if (n < 2)
+		return; /* (and v may be NULL: no offset may be added to it) */
+	char **v = p->problems->v + p->problems_before;
 	for (size_t i = 1; i < n; i++) {
 		char *m = v[i];
 		unsigned line = p->problem_lines[i];

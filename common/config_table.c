@@ -413,7 +413,9 @@ const struct setting config_settings[] = {
 	 PROG_XMPP, "seconds, or with s, m or h",
 	 "The server sends a whitespace keepalive after this long without output."},
 	{"xmpp", "max_roster", SETTING_INT, TOP(xmpp.max_roster), "1000", 10, 100000, NULL, 0,
-	 PROG_XMPP, "number", "Most roster items one user may hold."},
+	 PROG_XMPP, "number",
+	 "Most roster items one user may hold; a roster also holds at most this times 256 bytes "
+	 "of JIDs, names and groups in all."},
 	{"xmpp", "max_offline", SETTING_INT, TOP(xmpp.max_offline), "100", 0, 100000, NULL, 0,
 	 PROG_XMPP, "number",
 	 "Most messages kept for a user who is offline; further ones are bounced. 0: none."},

@@ -91,23 +91,38 @@ int store_async_script(redisAsyncContext *ac, const char *source, int nkeys, int
 
 struct verify_call {
 	char hash[TOKEN_HASH_HEX_LEN + 1];
-	store_async_verify_cb *cb;
+	store_async_verify_cb *cb;       /* for a named JID */
+	store_async_owner_cb *owner_cb;  /* for whoever owns the token */
 	void *data;
 };
 
 static void verify_reply(redisReply *reply, void *data)
 {
 	struct verify_call *vc = data;
+	enum store_result result = STORE_OK;
+	const char *why = "valid", *owner = NULL;
 	if (reply == NULL) {
-		vc->cb(STORE_UNAVAILABLE, vc->hash, "the token store is unavailable", vc->data);
+		result = STORE_UNAVAILABLE;
+		why = "the token store is unavailable";
 	} else if (reply->element[0]->integer != 1) {
-		const char *why = reply->elements > 1 && reply->element[1]->type == REDIS_REPLY_STRING
-					  ? reply->element[1]->str
-					  : "";
-		vc->cb(STORE_INVALID, vc->hash, store_reason_text(why), vc->data);
-	} else {
-		vc->cb(STORE_OK, vc->hash, "valid", vc->data);
+		result = STORE_INVALID;
+		why = store_reason_text(reply->elements > 1 &&
+						reply->element[1]->type == REDIS_REPLY_STRING
+					    ? reply->element[1]->str
+					    : "");
+	} else if (vc->owner_cb != NULL) {
+		/* {1, services, issued, expires, uses, max_uses, label, idp, jid} */
+		if (reply->elements < 9 || reply->element[8]->type != REDIS_REPLY_STRING) {
+			result = STORE_UNAVAILABLE;
+			why = "the token store answered in an unexpected shape";
+		} else {
+			owner = reply->element[8]->str;
+		}
 	}
+	if (vc->owner_cb != NULL)
+		vc->owner_cb(result, vc->hash, why, owner, vc->data);
+	else
+		vc->cb(result, vc->hash, why, vc->data);
 	free(vc);
 }
 
@@ -128,6 +143,34 @@ int store_async_verify(redisAsyncContext *ac, const char *prefix, const char *to
 	/* KEYS: token, index. ARGV: jid, service, hash (as store_verify). */
 	const char *args[] = {tkey, ukey, jid, service, vc->hash};
 	int ret = store_async_script(ac, store_script_source[SCRIPT_VERIFY], 2, 5, args, NULL,
+				     verify_reply, vc);
+	free(tkey);
+	free(ukey);
+	if (ret < 0)
+		free(vc);
+	return ret;
+}
+
+int store_async_verify_owner(redisAsyncContext *ac, const char *prefix, const char *token,
+			     size_t token_len, const char *domain, const char *service,
+			     store_async_owner_cb *cb, void *data)
+{
+	if (!token_well_formed(token, token_len)) {
+		cb(STORE_INVALID, "", "not a samlgw token (wrong length, alphabet or check)", NULL,
+		   data);
+		return 0;
+	}
+	struct verify_call *vc = xcalloc(1, sizeof(*vc));
+	vc->owner_cb = cb;
+	vc->data = data;
+	token_hash_hex(token, token_len, vc->hash);
+	char *tkey = store_token_key(prefix, vc->hash);
+	/* The script appends "JID:tokens" to the index prefix. */
+	char *ukey = store_user_tokens_key(prefix, "");
+	ukey[strlen(ukey) - strlen(":tokens")] = '\0';
+	/* KEYS: token. ARGV: service, hash, index prefix, domain. */
+	const char *args[] = {tkey, service, vc->hash, ukey, domain};
+	int ret = store_async_script(ac, store_script_source[SCRIPT_VERIFY_ANY], 1, 5, args, NULL,
 				     verify_reply, vc);
 	free(tkey);
 	free(ukey);

@@ -38,4 +38,13 @@ int store_async_verify(redisAsyncContext *ac, const char *prefix, const char *to
 		       size_t token_len, const char *jid, const char *service,
 		       store_async_verify_cb *cb, void *data);
 
+/* As store_async_verify() for whoever owns the token (clients that name no user, such as
+ * OAUTHBEARER without an authzid), who must be a user of domain. On STORE_OK, owner is
+ * the token's bare JID (valid during the callback); else NULL. */
+typedef void store_async_owner_cb(enum store_result result, const char *hash, const char *why,
+				  const char *owner, void *data);
+int store_async_verify_owner(redisAsyncContext *ac, const char *prefix, const char *token,
+			     size_t token_len, const char *domain, const char *service,
+			     store_async_owner_cb *cb, void *data);
+
 #endif

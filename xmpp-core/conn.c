@@ -7,7 +7,18 @@
  * While its output holds more than a quarter of that, or it has REDIS_INFLIGHT_MAX Redis
  * calls in flight, its parser is suspended after the current element and reading stops;
  * the write callback (output at or below the quarter) and the end of Redis calls resume
- * it. */
+ * it.
+ *
+ * Idle streams: a stream that has sent nothing for RELEASE_IDLE seconds between stanzas
+ * gets its parser freed (xmlstream_release: ~12 KiB, most of an idle session's memory
+ * after TLS); its next input builds a new one. Against a client that sends a byte just
+ * after each release (each rebuild would cost more than it saves), a rebuild sooner than
+ * REBUILD_SOON waits after the release doubles the stream's wait (up to RELEASE_IDLE <<
+ * RELEASE_SHIFT_MAX), and a later one halves it.
+ *
+ * Timeouts, keepalives and parser releases of every connection are checked once a second
+ * by one server-wide timer (a timer per connection would cost ~150 bytes each); the TLS
+ * and authentication deadline of a connection not yet authenticated has its own. */
 #include "xmpp.h"
 #include "hashmap.h"
 #include "log.h"
@@ -28,6 +39,10 @@
 #define READ_CHUNK 4096
 /* A closing stream that the peer does not read is dropped after this. */
 #define CLOSE_GRACE 3
+/* Parser release of idle streams (see the top of this file); seconds. */
+#define RELEASE_IDLE 2
+#define RELEASE_SHIFT_MAX 5
+#define REBUILD_SOON 4
 
 static void on_open(void *ctx, const struct xnode *header, const char *default_ns);
 static void on_element(void *ctx, struct xnode *el);
@@ -51,12 +66,24 @@ static time_t close_since_mark(const struct conn *c)
 	return c->last_write;
 }
 
-static void on_timer(evutil_socket_t fd, short what, void *arg)
+static long long release_wait(const struct conn *c)
 {
-	struct conn *c = arg;
-	(void)fd;
-	(void)what;
-	time_t now = now_s(c);
+	return (long long)RELEASE_IDLE << c->release_shift;
+}
+
+/* Input for a released parser: it is rebuilt, and the next wait adapts. */
+static void parser_rebuilt(struct conn *c)
+{
+	if (now_s(c) - c->released_at < REBUILD_SOON * release_wait(c)) {
+		if (c->release_shift < RELEASE_SHIFT_MAX)
+			c->release_shift++;
+	} else if (c->release_shift > 0) {
+		c->release_shift--;
+	}
+}
+
+static void tick_one(struct conn *c, time_t now)
+{
 	if (c->closing) {
 		if (now - close_since_mark(c) >= CLOSE_GRACE)
 			conn_close_now(c);
@@ -72,6 +99,34 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	}
 	if (c->header_sent && now - c->last_write >= c->srv->keepalive)
 		conn_send_raw(c, " ", 1);
+	if (now - c->last_read >= release_wait(c) && xmlstream_idle(c->xs)) {
+		xmlstream_release(c->xs);
+		c->released_at = now;
+	}
+}
+
+/* Once a second, and at once when a connection's output overflows. Only the connection
+ * being checked can end meanwhile; the next one is held all the same. */
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+	struct server *srv = arg;
+	(void)fd;
+	(void)what;
+	struct timeval tv;
+	event_base_gettimeofday_cached(srv->base, &tv);
+	for (struct conn *c = srv->conns, *next; c != NULL; c = next) {
+		next = c->next;
+		if (next != NULL)
+			conn_ref(next);
+		if (c->own_bev)
+			tick_one(c, tv.tv_sec);
+		if (next != NULL) {
+			bool gone = next->closed;
+			conn_unref(next);
+			if (gone)
+				break;
+		}
+	}
 }
 
 /* The TLS handshake or the authentication took too long (whitespace does not count). */
@@ -166,8 +221,13 @@ struct conn *conn_new(struct server *srv, evutil_socket_t fd, const char *addr,
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	bufferevent_setwatermark(c->bev, EV_WRITE, srv->max_output / 4, 0);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	c->timer = event_new(srv->base, -1, EV_PERSIST, on_timer, c);
-	event_add(c->timer, srv->tick);
+	if (srv->ticker == NULL) {
+		struct timeval second = {1, 0};
+		srv->ticker = event_new(srv->base, -1, EV_PERSIST, on_tick, srv);
+		if (srv->ticker == NULL)
+			abort(); /* out of memory */
+		event_add(srv->ticker, &second);
+	}
 	c->handshaking = direct_tls;
 	c->deadline = evtimer_new(srv->base, on_deadline, c);
 	arm_deadline(c);
@@ -211,10 +271,6 @@ void conn_close_now(struct conn *c)
 	c->closed = true;
 	c->closing = true;
 	session_end(c);
-	if (c->timer != NULL) {
-		event_free(c->timer);
-		c->timer = NULL;
-	}
 	conn_authed(c); /* frees the deadline */
 	if (c->srv->max_conns_per_ip > 0 && c->ipkey[0] != '\0') {
 		unsigned *n = hashmap_get(c->srv->per_ip, c->ipkey);
@@ -245,7 +301,7 @@ static size_t out_len(const struct conn *c)
 	return c->bev != NULL ? evbuffer_get_length(bufferevent_get_output(c->bev)) : 0;
 }
 
-/* Past max_output: queue nothing more and end the stream from the timer, never from
+/* Past max_output: queue nothing more and end the stream from the ticker, never from
  * here (callers may be walking the session lists this would change). */
 static void check_overflow(struct conn *c)
 {
@@ -253,8 +309,8 @@ static void check_overflow(struct conn *c)
 		return;
 	c->overflow = true;
 	log_event(LOG_LEVEL_INFO, "output_overflow", "addr", c->addr, "jid", c->bare, NULL);
-	if (c->timer != NULL)
-		event_active(c->timer, EV_TIMEOUT, 1);
+	if (c->srv->ticker != NULL)
+		event_active(c->srv->ticker, EV_TIMEOUT, 1);
 }
 
 void conn_send_raw(struct conn *c, const char *data, size_t len)
@@ -302,17 +358,18 @@ static void send_header(struct conn *c)
 	if (c->header_sent)
 		return;
 	unsigned char rnd[16];
+	char stream_id[2 * sizeof(rnd) + 1];
 	if (RAND_bytes(rnd, sizeof(rnd)) != 1)
 		abort();
 	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(c->stream_id + 2 * i, 3, "%02x", rnd[i]);
+		snprintf(stream_id + 2 * i, 3, "%02x", rnd[i]);
 	const char *from = c->domain != NULL ? c->domain->name : c->srv->domains[0].name;
 	char head[400];
 	int n = snprintf(head, sizeof(head),
 			 "<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
 			 "xmlns:stream='http://etherx.jabber.org/streams' id='%s' from='%s' "
 			 "version='1.0' xml:lang='en'>",
-			 c->stream_id, from);
+			 stream_id, from);
 	conn_send_raw(c, head, (size_t)n);
 	c->header_sent = true;
 }
@@ -538,6 +595,8 @@ void conn_input(struct conn *c, const char *data, size_t len)
 	if (c->closing || xmlstream_suspended(c->xs))
 		return;
 	c->last_read = now_s(c);
+	if (xmlstream_released(c->xs))
+		parser_rebuilt(c);
 	conn_ref(c);
 	c->in_feed = true;
 	const char *cond = NULL, *text = NULL;

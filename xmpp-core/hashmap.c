@@ -1,5 +1,7 @@
 /* String-keyed hash table (see hashmap.h). Keys are hashed with FNV-1a and a per-process
- * random seed, so that chosen JIDs cannot pile up in one chain. */
+ * random seed, so that chosen JIDs cannot pile up in one chain. The buckets are allocated
+ * with the first entry: every session's account has a roster table, most of them small
+ * or empty. */
 #include "hashmap.h"
 #include "util.h"
 
@@ -35,8 +37,6 @@ static uint64_t hash_key(const struct hashmap *m, const char *key)
 struct hashmap *hashmap_new(void)
 {
 	struct hashmap *m = xcalloc(1, sizeof(*m));
-	m->n_buckets = 16;
-	m->buckets = xcalloc(m->n_buckets, sizeof(*m->buckets));
 	if (RAND_bytes((unsigned char *)&m->seed, sizeof(m->seed)) != 1)
 		m->seed = (uint64_t)(uintptr_t)m;
 	return m;
@@ -68,6 +68,8 @@ static struct entry **find(const struct hashmap *m, const char *key, uint64_t h)
 
 void *hashmap_get(const struct hashmap *m, const char *key)
 {
+	if (m->count == 0)
+		return NULL;
 	struct entry **pp = find(m, key, hash_key(m, key));
 	return *pp != NULL ? (*pp)->value : NULL;
 }
@@ -92,6 +94,10 @@ static void grow(struct hashmap *m)
 
 void *hashmap_put(struct hashmap *m, const char *key, void *value)
 {
+	if (m->buckets == NULL) {
+		m->n_buckets = 16;
+		m->buckets = xcalloc(m->n_buckets, sizeof(*m->buckets));
+	}
 	uint64_t h = hash_key(m, key);
 	struct entry **pp = find(m, key, h);
 	if (*pp != NULL) {
@@ -112,6 +118,8 @@ void *hashmap_put(struct hashmap *m, const char *key, void *value)
 
 void *hashmap_remove(struct hashmap *m, const char *key)
 {
+	if (m->count == 0)
+		return NULL;
 	struct entry **pp = find(m, key, hash_key(m, key));
 	struct entry *e = *pp;
 	if (e == NULL)

@@ -328,23 +328,30 @@ struct verify_call {
 	const char *why;
 };
 
-static void verify_done(enum store_result result, const char *hash, const char *why, void *data)
+static void verify_done(enum store_result result, const char *hash, const char *why,
+			const char *owner, void *data)
 {
 	struct verify_call *vc = data;
-	vc->cb((int)result, hash, why, vc->data);
+	vc->cb((int)result, hash, why, owner, vc->data);
 	free(vc);
+}
+
+static void verify_done_jid(enum store_result result, const char *hash, const char *why,
+			    void *data)
+{
+	verify_done(result, hash, why, NULL, data);
 }
 
 static void verify_deferred(redisReply *reply, void *data)
 {
 	struct verify_call *vc = data;
 	(void)reply;
-	vc->cb(vc->result, vc->hash, vc->why, vc->data);
+	vc->cb(vc->result, vc->hash, vc->why, NULL, vc->data);
 	free(vc);
 }
 
 void xredis_verify(struct xredis *r, const char *token, size_t len, const char *jid,
-		   xredis_verify_cb *cb, void *data)
+		   const char *domain, xredis_verify_cb *cb, void *data)
 {
 	struct verify_call *vc = xcalloc(1, sizeof(*vc));
 	vc->cb = cb;
@@ -355,8 +362,14 @@ void xredis_verify(struct xredis *r, const char *token, size_t len, const char *
 		fail_later(r->srv, verify_deferred, vc);
 		return;
 	}
-	if (r->auth.ac == NULL || store_async_verify(r->auth.ac, r->srv->prefix, token, len, jid, "xmpp",
-						 verify_done, vc) < 0) {
+	int queued = -1;
+	if (r->auth.ac != NULL && jid != NULL)
+		queued = store_async_verify(r->auth.ac, r->srv->prefix, token, len, jid, "xmpp",
+					    verify_done_jid, vc);
+	else if (r->auth.ac != NULL)
+		queued = store_async_verify_owner(r->auth.ac, r->srv->prefix, token, len, domain,
+						  "xmpp", verify_done, vc);
+	if (queued < 0) {
 		vc->result = STORE_UNAVAILABLE;
 		vc->why = "the token store is unavailable";
 		token_hash_hex(token, len, vc->hash);

@@ -6,7 +6,14 @@
  * subscribe pending ('1'/'0'), visible ('1'; '0' marks state kept for a contact the user
  * has not added, such as a pending request). Every change is one Lua script, so the
  * subscription state machine holds under concurrent presence from both sides; the
- * account cache is updated from each script's reply. */
+ * account cache is updated from each script's reply.
+ *
+ * Caps: xmpp.max_roster items, ROSTER_ITEM_MAX bytes of name and groups per item, and
+ * max_roster * ROSTER_BYTES_PER_ITEM bytes of JIDs, flags, names and groups in all (what
+ * the account cache and a roster result hold). The total is kept in `P
+ * xmpp:roster-bytes:JID` by every script (computed from the hash when missing); a roster
+ * set that would pass it gets not-acceptable (modify: shorter values may fit), a
+ * subscription that would add an item is treated as for a full roster. */
 #include "xmpp.h"
 #include "hashmap.h"
 #include "jidx.h"
@@ -16,8 +23,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* KEYS: roster. ARGV: contact, "\tNAME\tGROUPS…", max items. */
+/* Every script's KEYS are the roster and its byte count. bytes() is the count, taken from
+ * the hash once if missing; grow(d) changes it (d may be negative), dropping it at 0. */
+#define ROSTER_BYTES_LUA                                                            \
+	"local function bytes()\n"                                                  \
+	"  local t = redis.call('GET', KEYS[2])\n"                                  \
+	"  if t then return tonumber(t) end\n"                                      \
+	"  t = 0\n"                                                                 \
+	"  local all = redis.call('HGETALL', KEYS[1])\n"                            \
+	"  for i = 1, #all do t = t + #all[i] end\n"                                \
+	"  if t > 0 then redis.call('SET', KEYS[2], t) end\n"                       \
+	"  return t\n"                                                              \
+	"end\n"                                                                     \
+	"local function grow(d)\n"                                                  \
+	"  if d ~= 0 and redis.call('INCRBY', KEYS[2], d) <= 0 then\n"              \
+	"    redis.call('DEL', KEYS[2])\n"                                          \
+	"  end\n"                                                                   \
+	"end\n"
+
+/* ARGV: contact, "\tNAME\tGROUPS…", max items, max bytes. {1, new item}, or {0, 'limit'}
+ * (max items) or {0, 'bytes'} (max bytes). */
 static const char roster_set_lua[] =
+	ROSTER_BYTES_LUA
 	"local old = redis.call('HGET', KEYS[1], ARGV[1])\n"
 	"local f\n"
 	"if old then f = string.sub(old, 1, 4) .. '1' else\n"
@@ -25,23 +52,31 @@ static const char roster_set_lua[] =
 	"  f = 'n-001'\n"
 	"end\n"
 	"local new = f .. ARGV[2]\n"
+	"local d = #new - (old and #old or -#ARGV[1])\n"
+	"if d > 0 and bytes() + d > tonumber(ARGV[4]) then return {0, 'bytes'} end\n"
+	"bytes()\n"
 	"redis.call('HSET', KEYS[1], ARGV[1], new)\n"
+	"grow(d)\n"
 	"return {1, new}\n";
 
-/* KEYS: roster. ARGV: contact. Returns {1, old item} or {0, 'missing'}. */
+/* ARGV: contact. Returns {1, old item} or {0, 'missing'}. */
 static const char roster_remove_lua[] =
+	ROSTER_BYTES_LUA
 	"local old = redis.call('HGET', KEYS[1], ARGV[1])\n"
 	"if not old or string.sub(old, 5, 5) ~= '1' then return {0, 'missing'} end\n"
+	"bytes()\n"
 	"redis.call('HDEL', KEYS[1], ARGV[1])\n"
+	"grow(-(#ARGV[1] + #old))\n"
 	"return {1, old}\n";
 
-/* KEYS: roster. ARGV: contact, event, max items. One step of RFC 6121 §3's subscription
+/* ARGV: contact, event, max items, max bytes. One step of RFC 6121 §3's subscription
  * state machine for the roster's owner: out_* when the owner sends, in_* when the owner's
  * contact sends (sub = subscribe, subd = subscribed, unsub, unsubd). Returns
  * {1, result, old item or nil, new item or nil}; result says what the caller does next:
  * forward (to the contact), deliver (to the owner), auto (answer subscribed on the
- * owner's behalf), preapproved, full (the roster is full) or noop. */
+ * owner's behalf), preapproved, full (the roster is full: items or bytes) or noop. */
 static const char roster_sub_lua[] =
+	ROSTER_BYTES_LUA
 	"local old = redis.call('HGET', KEYS[1], ARGV[1])\n"
 	"local f = old and string.sub(old, 1, 5) or 'n-000'\n"
 	"local rest = old and string.sub(old, 6) or '\\t'\n"
@@ -89,7 +124,11 @@ static const char roster_sub_lua[] =
 	"  end\n"
 	"end\n"
 	"if vis == '0' and pend == '0' and appr == '0' and sub == 'n' and ask == '-' then\n"
-	"  if old then redis.call('HDEL', KEYS[1], ARGV[1]) end\n"
+	"  if old then\n"
+	"    bytes()\n"
+	"    redis.call('HDEL', KEYS[1], ARGV[1])\n"
+	"    grow(-(#ARGV[1] + #old))\n"
+	"  end\n"
 	"  return {1, res, old or false, false}\n"
 	"end\n"
 	"local new = sub .. ask .. appr .. pend .. vis .. rest\n"
@@ -97,13 +136,29 @@ static const char roster_sub_lua[] =
 	"  if not old and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then\n"
 	"    return {1, 'full', false, false}\n"
 	"  end\n"
+	"  local d = #new - (old and #old or -#ARGV[1])\n"
+	"  if d > 0 and bytes() + d > tonumber(ARGV[4]) then return {1, 'full', false, false} end\n"
+	"  bytes()\n"
 	"  redis.call('HSET', KEYS[1], ARGV[1], new)\n"
+	"  grow(d)\n"
 	"end\n"
 	"return {1, res, old or false, new}\n";
 
 static char *roster_key(const struct server *srv, const char *bare)
 {
 	return xasprintf("%sxmpp:roster:%s", srv->prefix, bare);
+}
+
+static char *roster_bytes_key(const struct server *srv, const char *bare)
+{
+	return xasprintf("%sxmpp:roster-bytes:%s", srv->prefix, bare);
+}
+
+/* ARGV max items and max bytes of the scripts. */
+static void roster_caps(const struct server *srv, char items[24], char bytes[24])
+{
+	snprintf(items, 24, "%zu", srv->max_roster);
+	snprintf(bytes, 24, "%zu", srv->max_roster * ROSTER_BYTES_PER_ITEM);
 }
 
 void roster_item_free(struct ritem *it)
@@ -285,13 +340,16 @@ static void reply_result(struct roster_call *rc)
 
 /* The new or old item state of a roster script's answer, or NULL after answering the iq
  * with the error (unavailable store, refusal, or an answer of an unexpected shape: an iq is
- * never left unanswered). */
+ * never left unanswered). A refusal is `refused` (type cancel), or not-acceptable (type
+ * modify) when the script says 'bytes'. */
 static const char *script_state(struct roster_call *rc, redisReply *reply, const char *refused)
 {
 	const char *type = "wait", *cond = "internal-server-error";
 	if (reply != NULL && reply->element[0]->integer != 1) {
-		type = "cancel";
-		cond = refused;
+		bool bytes = reply->elements >= 2 && reply->element[1]->type == REDIS_REPLY_STRING &&
+			     strcmp(reply->element[1]->str, "bytes") == 0;
+		type = bytes ? "modify" : "cancel";
+		cond = bytes ? "not-acceptable" : refused;
 	} else if (reply != NULL && reply->elements >= 2 &&
 		   reply->element[1]->type == REDIS_REPLY_STRING) {
 		return reply->element[1]->str;
@@ -343,8 +401,7 @@ static void clean(char *s)
 }
 
 /* "\tNAME\tGROUP…" of a roster set item, or NULL when a value breaks the caps (also
- * ROSTER_ITEM_MAX bytes in all, so a roster holds at most xmpp.max_roster times that) or a
- * group is empty or repeated. */
+ * ROSTER_ITEM_MAX bytes in all) or a group is empty or repeated. */
 static char *encode_details(const struct xnode *item)
 {
 	const char *name = xnode_attr(item, "name");
@@ -428,16 +485,18 @@ static void roster_set(struct conn *c, struct xnode *iq, struct xnode *q)
 	rc->contact = xstrdup(j.bare);
 	xjid_clear(&j);
 	char *key = roster_key(c->srv, rc->bare);
+	char *bytes_key = roster_bytes_key(c->srv, rc->bare);
 	if (remove) {
-		const char *args[] = {key, rc->contact};
-		xredis_script(c->srv->redis, roster_remove_lua, 1, 2, args, NULL, remove_done, rc);
+		const char *args[] = {key, bytes_key, rc->contact};
+		xredis_script(c->srv->redis, roster_remove_lua, 2, 3, args, NULL, remove_done, rc);
 	} else {
-		char max[24];
-		snprintf(max, sizeof(max), "%zu", c->srv->max_roster);
-		const char *args[] = {key, rc->contact, details, max};
-		xredis_script(c->srv->redis, roster_set_lua, 1, 4, args, NULL, set_done, rc);
+		char max[24], max_bytes[24];
+		roster_caps(c->srv, max, max_bytes);
+		const char *args[] = {key, bytes_key, rc->contact, details, max, max_bytes};
+		xredis_script(c->srv->redis, roster_set_lua, 2, 6, args, NULL, set_done, rc);
 	}
 	free(details);
+	free(bytes_key);
 	free(key);
 }
 
@@ -496,10 +555,12 @@ int roster_sub_step(struct server *srv, const char *bare, const char *contact, c
 	sc->cb = cb;
 	sc->data = data;
 	char *key = roster_key(srv, bare);
-	char max[24];
-	snprintf(max, sizeof(max), "%zu", srv->max_roster);
-	const char *args[] = {key, contact, event, max};
-	xredis_script(srv->redis, roster_sub_lua, 1, 4, args, NULL, sub_done, sc);
+	char *bytes_key = roster_bytes_key(srv, bare);
+	char max[24], max_bytes[24];
+	roster_caps(srv, max, max_bytes);
+	const char *args[] = {key, bytes_key, contact, event, max, max_bytes};
+	xredis_script(srv->redis, roster_sub_lua, 2, 6, args, NULL, sub_done, sc);
+	free(bytes_key);
 	free(key);
 	return 0;
 }

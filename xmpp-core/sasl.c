@@ -94,18 +94,30 @@ static char *user_jid(struct conn *c, const char *authcid, size_t len)
 
 struct auth_call {
 	struct conn *conn;
-	char *bare;
+	char *bare; /* NULL: OAUTHBEARER without a user, whoever owns the token */
 	bool oauth;
 	char *token; /* while the check waits out a penalty; wiped */
 	size_t token_len;
 };
 
-static void auth_done(int result, const char *hash, const char *why, void *data)
+static void auth_done(int result, const char *hash, const char *why, const char *owner,
+		      void *data)
 {
 	struct auth_call *ac = data;
 	struct conn *c = ac->conn;
 	if (c->closed)
 		goto out;
+	if (result == STORE_OK && ac->bare == NULL) {
+		/* The script checked the domain; the JID must also be one we would accept. */
+		char *bare = owner != NULL ? user_jid(c, owner, strlen(owner)) : NULL;
+		if (bare == NULL || strcmp(bare, owner) != 0) {
+			free(bare);
+			result = STORE_INVALID;
+			why = "the token's owner is not a user of this domain";
+		} else {
+			ac->bare = bare;
+		}
+	}
 	struct timeval tv;
 	event_base_gettimeofday_cached(c->srv->base, &tv);
 	c->auth_pending = false;
@@ -180,13 +192,15 @@ static void verify_later(evutil_socket_t fd, short what, void *arg)
 		free(ac);
 		return;
 	}
-	xredis_verify(ac->conn->srv->redis, token, len, ac->bare, auth_done, ac);
+	xredis_verify(ac->conn->srv->redis, token, len, ac->bare, ac->conn->domain->name, auth_done,
+		      ac);
 	secret_wipe(token, len);
 	free(token);
 }
 
-/* Parse RFC 7628's client response: gs2 header "n,a=USER," then ^A-separated key=value
- * pairs, one of them auth=Bearer TOKEN. Returns 0 with pointers into msg. */
+/* Parse RFC 7628's client response: gs2 header "n,a=USER," or, without an authzid, "n,,"
+ * (*user_r NULL: the token names its owner), then ^A-separated key=value pairs, one of
+ * them auth=Bearer TOKEN. Returns 0 with pointers into msg. */
 static int parse_oauthbearer(char *msg, size_t len, char **user_r, char **token_r,
 			     size_t *token_len_r)
 {
@@ -199,12 +213,12 @@ static int parse_oauthbearer(char *msg, size_t len, char **user_r, char **token_
 		return -1;
 	char *p = msg + 2;
 	char *comma = strchr(p, ',');
-	if (comma == NULL || strncmp(p, "a=", 2) != 0)
+	if (comma == NULL || (comma != p && strncmp(p, "a=", 2) != 0))
 		return -1;
 	*comma = '\0';
 	/* saslname: =2C is ',' and =3D is '='. */
-	char *user = p + 2, *w = user;
-	for (char *r = user; *r; r++) {
+	char *user = comma != p ? p + 2 : NULL, *w = user;
+	for (char *r = user; r != NULL && *r; r++) {
 		if (*r == '=') {
 			if (strncmp(r, "=2C", 3) == 0)
 				*w++ = ',';
@@ -217,7 +231,8 @@ static int parse_oauthbearer(char *msg, size_t len, char **user_r, char **token_
 			*w++ = *r;
 		}
 	}
-	*w = '\0';
+	if (w != NULL)
+		*w = '\0';
 	char *kv = comma + 1;
 	if (*kv != '\x01')
 		return -1;
@@ -264,6 +279,7 @@ static void handle_auth(struct conn *c, struct xnode *el)
 	long n = b64_decode(b64, b64_len, msg);
 	secret_free(b64);
 	char *bare = NULL;
+	bool any_owner = false; /* OAUTHBEARER without a user */
 	const char *token = NULL;
 	size_t token_len = 0;
 	if (n <= 0) {
@@ -276,7 +292,10 @@ static void handle_auth(struct conn *c, struct xnode *el)
 			send_failure(c, "malformed-request", NULL);
 			goto out;
 		}
-		bare = user_jid(c, user, strlen(user));
+		if (user != NULL)
+			bare = user_jid(c, user, strlen(user));
+		else
+			any_owner = true;
 		token = tok;
 	} else {
 		/* authzid NUL authcid NUL password */
@@ -300,7 +319,7 @@ static void handle_auth(struct conn *c, struct xnode *el)
 		token = z2 + 1;
 		token_len = (size_t)(end - token);
 	}
-	if (bare == NULL) {
+	if (bare == NULL && !any_owner) {
 		send_failure(c, "not-authorized", NULL);
 		goto out;
 	}
@@ -335,7 +354,7 @@ static void handle_auth(struct conn *c, struct xnode *el)
 			abort();
 		goto out;
 	}
-	xredis_verify(c->srv->redis, token, token_len, ac->bare, auth_done, ac);
+	xredis_verify(c->srv->redis, token, token_len, ac->bare, c->domain->name, auth_done, ac);
 out:
 	secret_wipe(msg, msg_cap);
 	free(msg);

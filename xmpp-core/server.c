@@ -79,8 +79,6 @@ struct server *server_new(struct event_base *base, const struct config *cfg)
 	srv->auth_timeout = cfg->xmpp.auth_timeout;
 	srv->tls_timeout = cfg->xmpp.tls_timeout;
 	srv->version = cfg->xmpp.version;
-	struct timeval tick = {5, 0};
-	srv->tick = event_base_init_common_timeout(base, &tick);
 	return srv;
 }
 
@@ -95,7 +93,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 		evutil_closesocket(fd);
 		return;
 	}
-	char addr[64], key[48];
+	char addr[CONN_ADDR_MAX], key[CONN_IPKEY_MAX];
 	server_addr_key(sa, addr, key);
 	if (srv->n_conns >= srv->max_conns) {
 		log_event(LOG_LEVEL_DEBUG, "conn_refused", "addr", addr, "why", "max_connections",
@@ -118,21 +116,23 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
 	conn_new(srv, fd, addr, key, direct);
 }
 
-void server_addr_key(const struct sockaddr *sa, char addr[64], char key[48])
+void server_addr_key(const struct sockaddr *sa, char addr[CONN_ADDR_MAX],
+		     char key[CONN_IPKEY_MAX])
 {
-	snprintf(addr, 64, "?");
-	snprintf(key, 48, "?");
+	snprintf(addr, CONN_ADDR_MAX, "?");
+	snprintf(key, CONN_IPKEY_MAX, "?");
 	if (sa->sa_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, 64);
-		snprintf(key, 48, "%s", addr);
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, CONN_ADDR_MAX);
+		snprintf(key, CONN_IPKEY_MAX, "%s", addr);
 	} else if (sa->sa_family == AF_INET6) {
 		const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-		inet_ntop(AF_INET6, a6, addr, 64);
+		inet_ntop(AF_INET6, a6, addr, CONN_ADDR_MAX);
 		if (IN6_IS_ADDR_V4MAPPED(a6)) {
-			inet_ntop(AF_INET, &a6->s6_addr[12], key, 48);
+			inet_ntop(AF_INET, &a6->s6_addr[12], key, CONN_IPKEY_MAX);
 		} else {
 			const unsigned char *b = a6->s6_addr;
-			snprintf(key, 48, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", b[0], b[1], b[2],
+			snprintf(key, CONN_IPKEY_MAX, "%02x%02x:%02x%02x:%02x%02x:%02x%02x::/64", b[0],
+				 b[1], b[2],
 				 b[3], b[4], b[5], b[6], b[7]);
 		}
 	}
@@ -318,5 +318,7 @@ void server_free(struct server *srv)
 	free(srv->prefix);
 	if (srv->stop_timer != NULL)
 		event_free(srv->stop_timer);
+	if (srv->ticker != NULL)
+		event_free(srv->ticker);
 	free(srv);
 }

@@ -27,8 +27,9 @@ struct account *account_get(struct server *srv, const char *bare)
 	struct account *a = hashmap_get(srv->accounts, bare);
 	if (a != NULL)
 		return a;
-	a = xcalloc(1, sizeof(*a));
-	a->bare = xstrdup(bare);
+	size_t len = strlen(bare);
+	a = xcalloc(1, sizeof(*a) + len + 1);
+	memcpy(a->bare, bare, len + 1);
 	a->roster = hashmap_new();
 	hashmap_put(srv->accounts, bare, a);
 	return a;
@@ -41,7 +42,6 @@ void account_maybe_free(struct server *srv, struct account *a)
 	hashmap_remove(srv->accounts, a->bare);
 	hashmap_each(a->roster, free_item, NULL);
 	hashmap_free(a->roster);
-	free(a->bare);
 	free(a);
 }
 
@@ -86,11 +86,14 @@ static void bind_complete(struct conn *c, struct account *a)
 		bind_clear(c);
 		return;
 	}
-	struct session *s = xcalloc(1, sizeof(*s));
+	size_t bare_len = strlen(a->bare), res_len = strlen(c->bind_resource);
+	struct session *s = xcalloc(1, sizeof(*s) + bare_len + 1 + res_len + 1);
 	s->conn = c;
 	s->acct = a;
-	s->resource = xstrdup(c->bind_resource);
-	s->full = xasprintf("%s/%s", a->bare, s->resource);
+	memcpy(s->full, a->bare, bare_len);
+	s->full[bare_len] = '/';
+	memcpy(s->full + bare_len + 1, c->bind_resource, res_len + 1);
+	s->resource = s->full + bare_len + 1;
 	s->next = a->sessions;
 	a->sessions = s;
 	c->session = s;
@@ -214,8 +217,6 @@ void session_end(struct conn *c)
 	for (size_t i = 0; i < s->n_directed; i++)
 		free(s->directed[i]);
 	free(s->directed);
-	free(s->resource);
-	free(s->full);
 	free(s);
 	account_maybe_free(c->srv, a);
 }

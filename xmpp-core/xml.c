@@ -16,11 +16,17 @@ static char *memdup0(const char *s, size_t len)
 	return d;
 }
 
+/* An element's namespace and name live in the same allocation as the element. */
 struct xnode *xnode_new(const char *ns, const char *name)
 {
-	struct xnode *n = xcalloc(1, sizeof(*n));
-	n->ns = xstrdup(ns != NULL ? ns : "");
-	n->name = xstrdup(name);
+	if (ns == NULL)
+		ns = "";
+	size_t ns_len = strlen(ns), name_len = strlen(name);
+	struct xnode *n = xcalloc(1, sizeof(*n) + ns_len + 1 + name_len + 1);
+	n->ns = (char *)(n + 1);
+	memcpy(n->ns, ns, ns_len + 1);
+	n->name = n->ns + ns_len + 1;
+	memcpy(n->name, name, name_len + 1);
 	return n;
 }
 
@@ -75,8 +81,6 @@ void xnode_free(struct xnode *n)
 		free(n->attrs[i].value);
 	}
 	free(n->attrs);
-	free(n->ns);
-	free(n->name);
 	free(n->text);
 	free(n);
 }
@@ -177,14 +181,13 @@ void xnode_wipe_text(struct xnode *n)
 
 struct xnode *xnode_copy(const struct xnode *n)
 {
-	struct xnode *c = xcalloc(1, sizeof(*c));
 	if (n->name == NULL) {
+		struct xnode *c = xcalloc(1, sizeof(*c));
 		c->text = memdup0(n->text, n->text_len);
 		c->text_len = n->text_len;
 		return c;
 	}
-	c->ns = xstrdup(n->ns);
-	c->name = xstrdup(n->name);
+	struct xnode *c = xnode_new(n->ns, n->name);
 	for (size_t i = 0; i < n->n_attrs; i++)
 		xnode_add_attr_ns(c, n->attrs[i].ns, n->attrs[i].name, n->attrs[i].value);
 	for (size_t i = 0; i < n->n_children; i++)

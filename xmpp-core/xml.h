@@ -22,8 +22,8 @@ struct xattr {
 };
 
 struct xnode {
-	char *ns;   /* elements: their namespace ("" for none) */
-	char *name; /* NULL for a text node */
+	char *ns;   /* elements: their namespace ("" for none); in the node's allocation */
+	char *name; /* NULL for a text node; in the node's allocation */
 	char *text; /* text nodes only */
 	size_t text_len;
 	struct xattr *attrs;

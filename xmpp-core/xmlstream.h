@@ -5,10 +5,15 @@
  * stream. Refused input (DTDs, comments, processing instructions, entities other than
  * the five predefined ones, an encoding other than UTF-8, malformed XML, limits exceeded)
  * ends the stream with the stream error condition to send. No network, no event loop:
- * the fuzz target drives it directly. */
+ * the fuzz target drives it directly.
+ *
+ * Each parser's memory is capped (a multiple of max_stanza): a stream that needs more,
+ * e.g. one that keeps sending new element or attribute names (expat keeps every name it
+ * has seen), ends with policy-violation. */
 #ifndef XMPP_XMLSTREAM_H
 #define XMPP_XMLSTREAM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "xml.h"
@@ -41,6 +46,7 @@ enum xmlstream_result {
 
 struct xmlstream;
 
+/* limits and handlers are the caller's and must outlive the stream. */
 struct xmlstream *xmlstream_new(const struct xmlstream_limits *limits,
 				const struct xmlstream_handlers *handlers, void *ctx);
 void xmlstream_free(struct xmlstream *xs);
@@ -66,5 +72,17 @@ int xmlstream_suspended(const struct xmlstream *xs);
  * dropping it (stop). */
 void xmlstream_suspend(struct xmlstream *xs);
 void xmlstream_stop(struct xmlstream *xs);
+
+/* True when the parser could be freed without losing anything: inside the stream
+ * between stanzas, every byte fed reported, not suspended, no error. */
+bool xmlstream_idle(const struct xmlstream *xs);
+/* Free the parser of an idle stream (no-op otherwise; never from inside a handler). The
+ * next xmlstream_feed() builds a new one that behaves exactly as the old one would
+ * have: the same namespaces in scope, limits and stanza byte counts. That feed may then
+ * also fail with resource-constraint (no memory) or internal-server-error. */
+void xmlstream_release(struct xmlstream *xs);
+bool xmlstream_released(const struct xmlstream *xs);
+/* Bytes of pages the parser holds (0 while released). */
+size_t xmlstream_memory(const struct xmlstream *xs);
 
 #endif

@@ -52,6 +52,7 @@ struct xredis;
 #define ROSTER_NAME_MAX 1024
 #define ROSTER_GROUPS_MAX 32
 #define ROSTER_ITEM_MAX 4096 /* bytes of one stored item's name and groups */
+#define ROSTER_BYTES_PER_ITEM 256 /* a roster holds xmpp.max_roster times this in all */
 #define SESSIONS_PER_ACCOUNT_MAX 64
 #define REDIS_INFLIGHT_MAX 16 /* Redis calls one connection may have in flight */
 #define PREBIND_STANZA_MAX 16384 /* bytes of one element before a resource is bound */
@@ -60,7 +61,7 @@ struct xredis;
 struct domain {
 	char *name;
 	char *cert, *key;     /* paths */
-	struct ssl_ctx_st *ctx; /* replaced on SIGHUP */
+	struct ssl_ctx_st *ctx[2]; /* STARTTLS, direct TLS; replaced on SIGHUP */
 };
 
 struct server {
@@ -90,33 +91,39 @@ struct server {
 	bool version;
 	bool stopping;
 	struct event *stop_timer;
-	const struct timeval *tick; /* common timeout of the per-connection timers */
+	struct event *ticker; /* every connection's timeouts, once a second (conn.c) */
 };
+
+/* A printable IPv6 address (INET6_ADDRSTRLEN), and the per-address key: an IPv4 address
+ * or "xxxx:xxxx:xxxx:xxxx::/64". */
+#define CONN_ADDR_MAX 46
+#define CONN_IPKEY_MAX 26
 
 struct conn {
 	struct server *srv;
 	struct conn *prev, *next;
-	unsigned refs;
 	uint64_t id;
+	unsigned refs;
 	evutil_socket_t fd;
 	struct bufferevent *bev;
 	struct xmlstream *xs;
-	struct event *timer;
+	const struct domain *domain;
+	struct event *deadline; /* TLS handshake, then authentication; NULL once authed */
+	unsigned redis_inflight; /* Redis calls made for this client, not yet answered */
 	bool own_bev; /* false: the fuzz target's bufferevent */
 	bool direct_tls, tls, closing, closed, header_sent, in_feed;
 	bool starttls_pending; /* <proceed/> queued; switch once it is written */
 	bool restart_pending;  /* SASL done; the next bytes start a new stream */
 	bool overflow;         /* output past max_output: the stream ends */
 	bool offline_more;     /* offline delivery stopped at the output limit */
-	unsigned redis_inflight; /* Redis calls made for this client, not yet answered */
-	const struct domain *domain;
-	char stream_id[33];
-	char addr[64]; /* client IP, for logs and rate limits */
-	char ipkey[48]; /* addr, or an IPv6 address's /64: per-address caps */
-	struct event *deadline; /* TLS handshake, then authentication; NULL once authed */
-	time_t accepted;
 	bool handshaking;
+	char addr[CONN_ADDR_MAX];   /* client IP, for logs and rate limits */
+	char ipkey[CONN_IPKEY_MAX]; /* addr, or an IPv6 address's /64: per-address caps */
+	time_t accepted;
 	time_t last_read, last_write;
+	/* The parser of an idle stream is freed (see conn.c) */
+	time_t released_at;    /* when it was last freed */
+	uint8_t release_shift; /* it is freed after RELEASE_IDLE << release_shift s idle */
 	/* SASL */
 	bool authed, auth_pending;
 	bool auth_revoked; /* token_hash was revoked while its check was in flight */
@@ -134,13 +141,13 @@ struct session {
 	struct conn *conn;
 	struct account *acct;
 	struct session *next; /* in acct->sessions */
-	char *resource;
-	char *full;
+	const char *resource; /* in full, after the '/' */
 	bool available, interested, initial_sent;
 	int priority;
 	struct xnode *presence; /* last available presence broadcast, from stamped */
 	char **directed;        /* JIDs sent directed available presence */
 	size_t n_directed;
+	char full[]; /* bare/resource */
 };
 
 /* A roster item as stored: see roster.c for the encoding. */
@@ -161,16 +168,17 @@ struct bind_waiter {
 };
 
 struct account {
-	char *bare;
 	struct session *sessions;
 	struct hashmap *roster; /* contact bare JID -> struct ritem */
 	bool loaded, loading;
 	struct bind_waiter *waiters;
+	char bare[];
 };
 
 /* ---- server.c */
 /* The per-address key of sa (IPv4 address, or IPv6 /64) and its printable address. */
-void server_addr_key(const struct sockaddr *sa, char addr[64], char key[48]);
+void server_addr_key(const struct sockaddr *sa, char addr[CONN_ADDR_MAX],
+		     char key[CONN_IPKEY_MAX]);
 const struct domain *server_domain(const struct server *srv, const char *name);
 bool server_hosts(const struct server *srv, const char *domain);
 void server_conn_gone(struct server *srv);
@@ -303,9 +311,12 @@ void xredis_script(struct xredis *r, const char *source, int nkeys, int nargs,
 /* A plain command; the same contract. */
 void xredis_command(struct xredis *r, int argc, const char *const *argv, const size_t *lens,
 		    xredis_cb *cb, void *data);
-/* Verify a token with the token store's own script (common/store_async.c). */
-typedef void xredis_verify_cb(int result, const char *hash, const char *why, void *data);
+/* Verify a token with the token store's own script (common/store_async.c): for jid, or
+ * (jid NULL) for whoever owns it, who must be a user of domain; owner is then that bare
+ * JID on success (valid during the callback), else NULL. */
+typedef void xredis_verify_cb(int result, const char *hash, const char *why, const char *owner,
+			      void *data);
 void xredis_verify(struct xredis *r, const char *token, size_t len, const char *jid,
-		   xredis_verify_cb *cb, void *data);
+		   const char *domain, xredis_verify_cb *cb, void *data);
 
 #endif

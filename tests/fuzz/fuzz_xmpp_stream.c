@@ -2,9 +2,11 @@
  *
  * Byte 0 picks the connection's state: bit 0 pretends TLS is in place, bit 1 pretends
  * SASL succeeded for alice@example.org, bit 2 adds a second bound, available user
- * (bob@example.org/r) for routing to reach. Byte 1 sets the chunk size the rest is fed
- * in. The server runs without Redis (no storage), so every path that needs the store
- * takes its "unavailable" branch. */
+ * (bob@example.org/r) for routing to reach, bit 3 frees the parser after every chunk
+ * that leaves it idle (as the server's tick does for an idle stream), so that the next
+ * chunk runs on a rebuilt one. Byte 1 sets the chunk size the rest is fed in. The server
+ * runs without Redis (no storage), so every path that needs the store takes its
+ * "unavailable" branch. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,6 +94,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (size_t off = 0; off < size && !c->closed; off += chunk) {
 		size_t n = size - off < chunk ? size - off : chunk;
 		conn_input(c, (const char *)data + off, n);
+		if ((mode & 8) && !c->closed && xmlstream_idle(c->xs))
+			xmlstream_release(c->xs);
 		if (mode & 4)
 			drain(&bob_pair);
 		drain(&pair);

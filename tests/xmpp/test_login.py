@@ -1,6 +1,8 @@
 """Logins: STARTTLS and direct TLS with the right certificate per domain (SNI), PLAIN and
 OAUTHBEARER, and every kind of bad token refused."""
 import asyncio
+import socket
+import ssl
 import subprocess
 
 from xmpptest import Raw, close, login, login_failure
@@ -133,3 +135,73 @@ def test_sighup_rereads_certificates(env):
         a = await login(env, "alice@example.org", env.token("alice@example.org"), direct=True)
         await close(a)
     asyncio.run(main())
+
+
+def test_alpn_and_sni_per_listener(env):
+    """Direct TLS: xmpp-client is selected, and a client offering only other protocols is
+    refused; STARTTLS carries on without ALPN. Either way SNI picks the domain's
+    certificate (checked against the name), and the server's first choice of cipher is
+    ChaCha20-Poly1305."""
+    def handshake(direct, protocols, domain):
+        ctx = ssl.create_default_context(cafile=env.cafile)
+        ctx.set_alpn_protocols(protocols)
+        if direct:
+            s = socket.create_connection(("127.0.0.1", env.server.tls_port), timeout=5)
+        else:
+            r = Raw(env, domain=domain)
+            r.header()
+            r.send("<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
+            r.recv_until("<proceed")
+            r.recv_until("/>")
+            s = r.sock
+        try:
+            t = ctx.wrap_socket(s, server_hostname=domain)
+        except ssl.SSLError:
+            s.close()
+            return "refused"
+        proto = t.selected_alpn_protocol()
+        assert t.cipher()[0] == "TLS_CHACHA20_POLY1305_SHA256"
+        t.close()
+        return proto
+
+    assert handshake(True, ["h2", "xmpp-client"], "example.net") == "xmpp-client"
+    assert handshake(True, ["h2"], "example.org") == "refused"
+    assert handshake(False, ["h2"], "example.net") is None
+    assert handshake(False, ["xmpp-client"], "example.org") == "xmpp-client"
+
+
+def test_oauthbearer_without_authzid(env):
+    """RFC 7628 lets the GS2 header name no user ("n,,"): the token names its owner, who is
+    then the authenticated user; a token of another domain's user is refused on this
+    domain's stream, before a use of a limited token is counted."""
+    tok = env.token("alice@example.org")
+    r = Raw(env)
+    r.starttls()
+    assert "<success" in r.auth("OAUTHBEARER", b"n,,\x01auth=Bearer " + tok.encode() +
+                                b"\x01\x01")
+    r.header()
+    r.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    out = r.recv_until("</iq>")
+    assert "<jid>alice@example.org/" in out, out
+    r.close()
+
+    once = env.token("carol@example.net", extra=("--uses", "1"))
+    r = Raw(env)  # a stream to example.org
+    r.starttls()
+    out = r.auth("OAUTHBEARER", b"n,,\x01auth=Bearer " + once.encode() + b"\x01\x01")
+    assert "<challenge" in out, out
+    r.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>AQ==</response>")
+    assert "not-authorized" in r.recv_until("</failure>")
+    r.close()
+    # The refused attempt used nothing: the token still logs carol in on her own domain.
+    r = Raw(env, domain="example.net")
+    r.starttls()
+    out = r.auth("OAUTHBEARER", b"n,,\x01auth=Bearer " + once.encode() + b"\x01\x01")
+    assert "<success" in out, env.server.log_text()[-2000:]
+    r.close()
+    # Malformed GS2 headers are still refused.
+    r = Raw(env)
+    r.starttls()
+    assert "malformed-request" in r.auth("OAUTHBEARER", b"n,b=x,\x01auth=Bearer " +
+                                         tok.encode() + b"\x01\x01")
+    r.close()

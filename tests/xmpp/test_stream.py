@@ -140,3 +140,77 @@ def test_roster_item_size_is_capped(env):
            "</query></iq>")
     assert "type='result'" in r.recv_until("id='r2'", timeout=10) + r.recv_until(">")
     r.close()
+
+
+def test_roster_total_size_is_capped(make_env):
+    """A roster holds at most max_roster * 256 bytes in all (here 10 * 256): an item that
+    would pass it gets not-acceptable (type modify); shortening, removing and then
+    adding within the cap work, and the item count cap still answers not-allowed. The
+    byte count kept in Redis matches the roster."""
+    env = make_env("max_roster = 10")
+    user = "rita@example.org"
+    r = authed_raw(env, user)
+    key = "samlgw:xmpp:roster:" + user
+
+    def roster_set(n, jid, name=None, remove=False):
+        attrs = " name='%s'" % name if name else ""
+        attrs += " subscription='remove'" if remove else ""
+        r.send("<iq type='set' id='s%d'><query xmlns='jabber:iq:roster'>"
+               "<item jid='%s'%s/></query></iq>" % (n, jid, attrs))
+        out = r.recv_until("id='s%d'" % n, timeout=10) + r.recv_until(">", timeout=10)
+        if "type='error'" in out:
+            out += r.recv_until("</iq>", timeout=10)
+        return out
+
+    def stored_bytes():
+        fields = env.redis.cli("HGETALL", key).stdout.splitlines()
+        return sum(len(f.encode()) for f in fields)
+
+    long_name = "n" * 1000
+    assert "type='result'" in roster_set(1, "a@example.org", long_name)
+    assert "type='result'" in roster_set(2, "b@example.org", long_name)
+    out = roster_set(3, "c@example.org", long_name)
+    assert "type='error'" in out and "type='modify'" in out and "not-acceptable" in out, out
+    assert "type='result'" in roster_set(4, "a@example.org", "short")
+    assert "type='result'" in roster_set(5, "c@example.org", long_name)
+    assert "type='result'" in roster_set(6, "b@example.org", remove=True)
+    for i in range(8):
+        assert "type='result'" in roster_set(10 + i, "x%d@example.org" % i)
+    out = roster_set(20, "y@example.org")
+    assert "type='error'" in out and "not-allowed" in out, out
+    bytes_key = key.replace(":roster:", ":roster-bytes:")
+    assert int(env.redis.cli("GET", bytes_key).stdout) == stored_bytes()
+    # A roster stored without its count (older data) gets it computed on the next change.
+    env.redis.cli("DEL", bytes_key)
+    assert "type='result'" in roster_set(21, "x0@example.org", remove=True)
+    assert int(env.redis.cli("GET", bytes_key).stdout) == stored_bytes()
+    r.close()
+
+
+def test_idle_stream_after_its_parser_is_freed(make_env):
+    """A stream silent for a few seconds between stanzas has its parser freed; what comes
+    next is parsed as before: the stream's own prefix and a namespace it declared in its
+    header still apply, and its end tag (with that prefix) still closes it. Meanwhile
+    the server sends whitespace keepalives."""
+    env = make_env("keepalive = 5")
+    user = "ivan@example.org"
+    tok = env.token(user)
+    r = Raw(env)
+    r.starttls()
+    assert "<success" in r.auth("PLAIN", b"\0" + user.encode() + b"\0" + tok.encode())
+    r.send("<s:stream xmlns:s='http://etherx.jabber.org/streams' xmlns='jabber:client' "
+           "xmlns:p='urn:xmpp:ping' to='example.org' version='1.0'>")
+    r.recv_until("</stream:features>")
+    r.send("<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    r.recv_until("</iq>")
+    r.sock.settimeout(8)
+    assert r.sock.recv(100) == b" "  # a keepalive, after 5 s of silence (parser freed by then)
+    r.send("<iq type='get' id='p1'><p:ping/></iq>")
+    out = r.recv_until("id='p1'") + r.recv_until(">")
+    assert "type='result'" in out and "error" not in out, out
+    r.sock.settimeout(8)
+    assert r.sock.recv(100) == b" "
+    r.send("</s:stream>")
+    out = r.read_to_close()
+    assert out.rstrip().endswith("</stream:stream>"), out
+    assert "error" not in out, out
