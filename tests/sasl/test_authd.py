@@ -2,6 +2,7 @@
 clients at once, and the ejabberd extauth and Prosody mod_auth_external protocols."""
 import grp
 import os
+import pwd
 import socket
 import stat
 import struct
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import AUTHD_BIN, TIMEOUT
+from conftest import AS_USER, AUTHD_BIN, RUN_AS, TIMEOUT
 
 ALICE = "alice@example.org"
 
@@ -142,8 +143,8 @@ def test_sigterm_stops_and_removes_the_socket(authd_factory):
 
 def test_refuses_a_socket_in_use(authd_factory, config, workdir):
     authd = authd_factory()
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--socket", str(authd.socket)],
-                       capture_output=True, text=True, timeout=TIMEOUT)
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--socket", str(authd.socket)] +
+                       AS_USER, capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 1
     assert "another process is listening" in r.stderr
 
@@ -154,8 +155,8 @@ def test_usage_and_config_errors(workdir):
     assert r.returncode == 64
     bad = workdir / "bad.conf"
     bad.write_text("[redis]\nurl = nowhere\n")
-    r = subprocess.run([AUTHD_BIN, "--config", str(bad)], capture_output=True, text=True,
-                       timeout=TIMEOUT)
+    r = subprocess.run([AUTHD_BIN, "--config", str(bad)] + AS_USER, capture_output=True,
+                       text=True, timeout=TIMEOUT)
     assert r.returncode == 78
     assert "bad.conf:2:" in r.stderr
 
@@ -175,7 +176,7 @@ def test_ejabberd_extauth(config, tokens):
         "setpass:alice:example.org:x",
         "garbage",
     ]
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"],
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"] + AS_USER,
                        input=b"".join(ejabberd_frame(x) for x in requests),
                        capture_output=True, timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
@@ -186,7 +187,7 @@ def test_ejabberd_extauth(config, tokens):
 
 
 def test_ejabberd_truncated_input_fails(config):
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"],
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"] + AS_USER,
                        input=b"\x00\x10auth", capture_output=True, timeout=TIMEOUT)
     assert r.returncode == 1
 
@@ -203,8 +204,70 @@ def test_prosody_external(config, tokens):
         "tryregister:new:example.org:pw",
         "auth:alice:example.org:" + token + "\r",
     ]
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody"],
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody"] + AS_USER,
                        input="".join(l + "\n" for l in lines), capture_output=True, text=True,
                        timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["1", "0", "0", "1", "0", "0", "1"]
+
+
+def proc_ids(pid):
+    """Real, effective, saved and filesystem uids and gids, and the groups of a process."""
+    status = open("/proc/%d/status" % pid).read().splitlines()
+    field = {l.split(":")[0]: l.split(":")[1].split() for l in status if ":" in l}
+    return ([int(x) for x in field["Uid"]], [int(x) for x in field["Gid"]],
+            sorted(int(x) for x in field["Groups"]))
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="starts samlgw-authd as root")
+
+
+@needs_root
+@pytest.mark.parametrize("protocol", ["saslauthd", "prosody"])
+def test_root_without_user_refuses_to_run(config, workdir, protocol):
+    args = [AUTHD_BIN, "--config", str(config), "--protocol", protocol]
+    if protocol == "saslauthd":
+        args += ["--socket", str(workdir / "root.sock")]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 64, r
+    assert "refusing to run as root" in r.stderr and "--user NAME" in r.stderr
+    assert not (workdir / "root.sock").exists()
+
+
+@needs_root
+def test_root_drops_to_the_user_after_binding(authd_factory, tokens):
+    authd = authd_factory()  # as root, with --user nobody (conftest)
+    pw = pwd.getpwnam(RUN_AS)
+    uids, gids, groups = proc_ids(authd.proc.pid)
+    assert uids == [pw.pw_uid] * 4
+    assert gids == [pw.pw_gid] * 4
+    assert 0 not in groups
+    assert groups == sorted({pw.pw_gid} | {g.gr_gid for g in grp.getgrall()
+                                            if RUN_AS in g.gr_mem})
+    # The socket was made as root before the drop; it still answers.
+    token = tokens.issue(ALICE, services="imap")
+    assert authd.request(ALICE, token, "imap", "") == "OK"
+    assert authd.stop() == 0
+    assert not authd.socket.exists()
+
+
+@needs_root
+def test_user_errors(config, workdir):
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody",
+                        "--user", "no-such-user-here"], capture_output=True, text=True,
+                       timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and "no such user" in r.stderr, r
+    # Without root, --user can only name the user it already runs as.
+    base = ["setpriv", "--reuid", RUN_AS, "--regid", str(pwd.getpwnam(RUN_AS).pw_gid),
+            "--clear-groups", AUTHD_BIN, "--config", str(config), "--protocol", "prosody"]
+    r = subprocess.run(base + ["--user", "root"], capture_output=True, text=True,
+                       timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert r.returncode == 64 and "only root can become another user" in r.stderr, r
+    r = subprocess.run(base + ["--user", RUN_AS], capture_output=True, text=True,
+                       timeout=TIMEOUT, input="isuser:alice:example.org\n")
+    assert r.returncode == 0, r
+    assert r.stdout == "0\n"
+    r = subprocess.run(base, capture_output=True, text=True, timeout=TIMEOUT,
+                       input="isuser:alice:example.org\n")
+    assert r.returncode == 0, r
