@@ -123,6 +123,88 @@ def test_many_clients_at_once(authd_factory, tokens):
     assert "no complete request in time" in authd.log.read_text()
 
 
+def connect_stalled(authd, first=b""):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(authd.socket))
+    if first:
+        s.sendall(first)
+    return s
+
+
+def timed_request(authd, token):
+    started = time.monotonic()
+    r = authd.request("alice", token, "imap", "example.org")
+    return r, time.monotonic() - started
+
+
+def test_stalled_clients_hold_no_worker(authd_factory, tokens):
+    # Two workers; twenty clients that connect and say nothing, and ten that send their
+    # request a byte at a time. Others are still answered at once: reading a request
+    # takes no worker, only answering a complete one does.
+    authd = authd_factory("--threads", "2")
+    token = tokens.issue(ALICE, services="imap")
+    silent = [connect_stalled(authd) for _ in range(20)]
+    request = struct.pack(">H", 5) + b"alice"
+    trickle = [connect_stalled(authd, request[:1]) for _ in range(10)]
+    stop = threading.Event()
+
+    def drip():
+        for i in range(1, len(request)):
+            if stop.wait(0.4):
+                return
+            for s in trickle:
+                try:
+                    s.send(request[i:i + 1])
+                except OSError:
+                    pass
+
+    dripper = threading.Thread(target=drip)
+    dripper.start()
+    try:
+        time.sleep(0.3)
+        for _ in range(20):
+            r, took = timed_request(authd, token)
+            assert r == "OK"
+            assert took < 1.0, took
+    finally:
+        stop.set()
+        dripper.join()
+    # Each stalled client is dropped once its 5 seconds are up, without an answer.
+    started = time.monotonic()
+    for s in silent + trickle:
+        s.settimeout(10)
+        assert s.recv(10) == b""
+        s.close()
+    assert time.monotonic() - started < 7
+    assert "no complete request in time" in authd.log.read_text()
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_connection_cap(authd_factory, tokens):
+    # More stalled connections than the cap (256): the oldest unfinished ones are dropped
+    # to make room, so the daemon's descriptors stay bounded and new clients are served.
+    authd = authd_factory("--threads", "2")
+    token = tokens.issue(ALICE, services="imap")
+    base = open_fds(authd.proc.pid)
+    stalled = [connect_stalled(authd) for _ in range(300)]
+    try:
+        r, took = timed_request(authd, token)
+        assert r == "OK"
+        assert took < 1.0, took
+        assert open_fds(authd.proc.pid) <= base + 256
+        # The first ones in were the first pushed out: closed without an answer.
+        for s in stalled[:40]:
+            s.settimeout(2)
+            assert s.recv(10) == b""
+    finally:
+        for s in stalled:
+            s.close()
+    assert "too many connections" in authd.log.read_text()
+
+
 def test_redis_down_and_back(authd_factory, tokens, redis):
     authd = authd_factory()
     token = tokens.issue(ALICE, services="imap")
