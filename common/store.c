@@ -13,10 +13,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <hiredis/hiredis.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 
 struct token_store {
@@ -29,6 +37,7 @@ struct token_store {
 	int timeout_ms;
 	redisContext *ctx;
 	pid_t pid; /* process that made ctx */
+	bool oom;  /* the last call failed for want of memory */
 	char sha[SCRIPT_COUNT][41];
 	char error[320];
 };
@@ -45,6 +54,37 @@ static const char *set_error(struct token_store *s, const char *fmt, ...)
 	return s->error;
 }
 
+static const char *out_of_memory(struct token_store *s)
+{
+	s->oom = true;
+	return set_error(s, "out of memory");
+}
+
+/* A store with the given strings (prefix and where copied) and no connection; NULL when
+ * memory runs out. */
+static struct token_store *store_new(struct redis_url *url, const char *where,
+				     const char *prefix, int timeout_ms)
+{
+	struct token_store *s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return NULL;
+	s->url = url;
+	s->where = strdup(where);
+	s->prefix = strdup(prefix);
+	s->token_prefix = store_token_key_try(prefix, "");
+	s->channel = store_revoked_channel_try(prefix);
+	s->timeout_ms = timeout_ms;
+	s->timeout.tv_sec = timeout_ms / 1000;
+	s->timeout.tv_usec = (timeout_ms % 1000) * 1000;
+	if (s->where == NULL || s->prefix == NULL || s->token_prefix == NULL ||
+	    s->channel == NULL) {
+		s->url = NULL; /* the caller's on failure */
+		store_free(s);
+		return NULL;
+	}
+	return s;
+}
+
 int store_open(const struct store_options *options, struct token_store **store_r,
 	       const char **error_r)
 {
@@ -56,19 +96,57 @@ int store_open(const struct store_options *options, struct token_store **store_r
 		*error_r = "the Redis timeout must be positive";
 		return -1;
 	}
-	struct token_store *s = xcalloc(1, sizeof(*s));
-	s->url = url;
-	s->where = redis_url_redact(options->url);
-	s->prefix = xstrdup(options->prefix);
-	s->token_prefix = store_token_key(options->prefix, "");
-	s->channel = store_revoked_channel(options->prefix);
-	s->timeout_ms = options->timeout_ms;
-	s->timeout.tv_sec = options->timeout_ms / 1000;
-	s->timeout.tv_usec = (options->timeout_ms % 1000) * 1000;
+	char *where = redis_url_redact(options->url);
+	struct token_store *s = store_new(url, where, options->prefix, options->timeout_ms);
+	free(where);
+	if (s == NULL) {
+		redis_url_free(url);
+		*error_r = "out of memory";
+		return -1;
+	}
 	for (int i = 0; i < SCRIPT_COUNT; i++)
 		store_script_sha1(store_script_source[i], s->sha[i]);
 	*store_r = s;
 	return 0;
+}
+
+static struct redis_url *url_copy(const struct redis_url *u)
+{
+	struct redis_url *c = calloc(1, sizeof(*c));
+	if (c == NULL)
+		return NULL;
+	c->kind = u->kind;
+	c->port = u->port;
+	c->db = u->db;
+	if ((u->path != NULL && (c->path = strdup(u->path)) == NULL) ||
+	    (u->host != NULL && (c->host = strdup(u->host)) == NULL) ||
+	    (u->username != NULL && (c->username = strdup(u->username)) == NULL) ||
+	    (u->password != NULL && (c->password = strdup(u->password)) == NULL)) {
+		redis_url_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int store_clone(const struct token_store *model, struct token_store **store_r,
+		const char **error_r)
+{
+	struct redis_url *url = url_copy(model->url);
+	struct token_store *s =
+		url != NULL ? store_new(url, model->where, model->prefix, model->timeout_ms) : NULL;
+	if (s == NULL) {
+		redis_url_free(url);
+		*error_r = "out of memory";
+		return -1;
+	}
+	memcpy(s->sha, model->sha, sizeof(s->sha));
+	*store_r = s;
+	return 0;
+}
+
+bool store_out_of_memory(const struct token_store *s)
+{
+	return s->oom;
 }
 
 static void disconnect(struct token_store *s)
@@ -136,31 +214,117 @@ static bool io_timed_out(const redisContext *c)
 					  strstr(c->errstr, "timed out") != NULL);
 }
 
+static long long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Connect a new non-blocking, close-on-exec socket to addr before deadline; returns the
+ * connected socket, now blocking, or -1 with errno (ETIMEDOUT when the time ran out). */
+static int connect_addr(int family, const struct sockaddr *addr, socklen_t len,
+			long long deadline)
+{
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return -1;
+	if (connect(fd, addr, len) < 0) {
+		if (errno != EINPROGRESS && errno != EAGAIN && errno != EINTR)
+			goto fail;
+		for (;;) {
+			long long left = deadline - now_ms();
+			if (left <= 0) {
+				errno = ETIMEDOUT;
+				goto fail;
+			}
+			struct pollfd p = {.fd = fd, .events = POLLOUT};
+			int n = poll(&p, 1, (int)left);
+			if (n > 0)
+				break;
+			if (n < 0 && errno != EINTR)
+				goto fail;
+		}
+		int err = 0;
+		socklen_t err_len = sizeof(err);
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &err_len) < 0)
+			goto fail;
+		if (err != 0) {
+			errno = err;
+			goto fail;
+		}
+	}
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
+		goto fail;
+	if (family != AF_UNIX) {
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	return fd;
+fail:;
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* The socket to Redis, connected within redis.timeout_ms. Done here rather than by
+ * hiredis 0.14, whose connect functions abort the process when an allocation fails (and
+ * do not set close-on-exec). Returns the socket, or -1 with *error_r. */
+static int connect_socket(struct token_store *s, const char **error_r)
+{
+	long long deadline = now_ms() + s->timeout_ms;
+	if (s->url->kind == REDIS_URL_UNIX) {
+		struct sockaddr_un sa = {.sun_family = AF_UNIX};
+		size_t len = strlen(s->url->path);
+		if (len >= sizeof(sa.sun_path)) {
+			*error_r = set_error(s, "cannot connect to Redis at %s: the socket path is "
+					     "too long", s->where);
+			return -1;
+		}
+		memcpy(sa.sun_path, s->url->path, len + 1);
+		int fd = connect_addr(AF_UNIX, (struct sockaddr *)&sa, sizeof(sa), deadline);
+		if (fd < 0)
+			*error_r = set_error(s, "cannot connect to Redis at %s: %s", s->where,
+					     errno == ETIMEDOUT ? "timed out" : strerror(errno));
+		return fd;
+	}
+	char port[16];
+	snprintf(port, sizeof(port), "%d", s->url->port);
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *ai;
+	int gai = getaddrinfo(s->url->host, port, &hints, &ai);
+	if (gai != 0) {
+		s->oom = gai == EAI_MEMORY;
+		*error_r = set_error(s, "cannot connect to Redis at %s: %s", s->where,
+				     gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
+		return -1;
+	}
+	int fd = -1;
+	errno = ECONNREFUSED;
+	for (struct addrinfo *a = ai; a != NULL && fd < 0; a = a->ai_next)
+		fd = connect_addr(a->ai_family, a->ai_addr, a->ai_addrlen, deadline);
+	if (fd < 0)
+		*error_r = set_error(s, "cannot connect to Redis at %s: %s", s->where,
+				     errno == ETIMEDOUT ? "timed out" : strerror(errno));
+	freeaddrinfo(ai);
+	return fd;
+}
+
 static enum store_result connect_store(struct token_store *s, const char **error_r)
 {
 	struct sigpipe_guard g;
-	redisContext *c;
-	if (s->url->kind == REDIS_URL_UNIX)
-		c = redisConnectUnixWithTimeout(s->url->path, s->timeout);
-	else
-		c = redisConnectWithTimeout(s->url->host, s->url->port, s->timeout);
+	/* Close-on-exec from the start: the connection is authenticated below, and programs
+	 * the host process runs must not inherit it (they could write token records). */
+	int fd = connect_socket(s, error_r);
+	if (fd < 0)
+		return STORE_UNAVAILABLE;
+	redisContext *c = redisConnectFd(fd);
 	if (c == NULL) {
-		*error_r = set_error(s, "cannot connect to Redis at %s: out of memory", s->where);
-		return STORE_UNAVAILABLE;
-	}
-	if (c->err != 0) {
-		*error_r = set_error(s, "cannot connect to Redis at %s: %s", s->where,
-				     io_timed_out(c) ? "timed out" : c->errstr);
-		redisFree(c);
-		return STORE_UNAVAILABLE;
-	}
-	/* The connection is authenticated below: programs the host process runs must not
-	 * inherit it (they could write token records). hiredis 0.14 does not set this. */
-	int fdflags = fcntl(c->fd, F_GETFD);
-	if (fdflags < 0 || fcntl(c->fd, F_SETFD, fdflags | FD_CLOEXEC) < 0) {
-		*error_r = set_error(s, "cannot set close-on-exec on the Redis connection: %s",
-				     strerror(errno));
-		redisFree(c);
+		close(fd);
+		*error_r = out_of_memory(s);
 		return STORE_UNAVAILABLE;
 	}
 	if (redisSetTimeout(c, s->timeout) != REDIS_OK) {
@@ -191,6 +355,7 @@ static enum store_result connect_store(struct token_store *s, const char **error
 	}
 	sigpipe_restore(&g);
 	if (fail != NULL) {
+		s->oom = c->err == REDIS_ERR_OOM;
 		*error_r = set_error(s, "%s at %s%s%s", fail, s->where, c->err ? ": " : "",
 				     c->err ? c->errstr : "");
 		redisFree(c);
@@ -257,6 +422,7 @@ static enum send_result send_command(int fd, const char *cmd, size_t len, size_t
 static enum store_result command(struct token_store *s, int argc, const char **argv,
 				 const size_t *lens, redisReply **reply_r, const char **error_r)
 {
+	s->oom = false;
 	if (s->ctx != NULL && s->pid != getpid())
 		disconnect(s); /* a forked child must not share its parent's connection */
 	if (s->ctx != NULL && !idle_connection_usable(s->ctx))
@@ -264,7 +430,7 @@ static enum store_result command(struct token_store *s, int argc, const char **a
 	char *cmd;
 	int cmd_len = redisFormatCommandArgv(&cmd, argc, argv, lens);
 	if (cmd_len < 0) {
-		*error_r = set_error(s, "out of memory for a Redis command");
+		*error_r = out_of_memory(s);
 		return STORE_UNAVAILABLE;
 	}
 	enum store_result ret;
@@ -287,6 +453,7 @@ static enum store_result command(struct token_store *s, int argc, const char **a
 				break;
 			}
 			bool timed_out = io_timed_out(s->ctx);
+			s->oom = s->ctx->err == REDIS_ERR_OOM;
 			*error_r = set_error(s, "Redis at %s %s%s", s->where,
 					     timed_out ? "did not answer in time" : "failed: ",
 					     timed_out ? "" : s->ctx->errstr);
@@ -511,24 +678,60 @@ enum store_result store_issue(struct token_store *s, const struct store_issue_re
 	return ret;
 }
 
+/* SHA-256 of the token text as hex, as token_hash_hex computes it, but reporting a failure
+ * of OpenSSL (which allocates) instead of leaving the output undefined: a hash left over
+ * from an earlier call must never be looked up for this token. */
+static bool hash_token(const char *token, size_t len, char out[TOKEN_HASH_HEX_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int md_len = 0;
+	if (EVP_Digest(token, len, md, &md_len, EVP_sha256(), NULL) != 1 ||
+	    md_len * 2 != TOKEN_HASH_HEX_LEN)
+		return false;
+	for (unsigned i = 0; i < md_len; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
+	out[TOKEN_HASH_HEX_LEN] = '\0';
+	return true;
+}
+
 /* Verify for jid, or (jid NULL) for whoever owns the token (of domain, when not NULL),
- * whose JID goes to *owner_r. */
+ * whose JID goes to *owner_r. Every allocation is checked (the SASL plugin runs this
+ * inside other people's daemons); when memory runs out after Redis answered, the use the
+ * script counted stays counted. */
 static enum store_result verify(struct token_store *s, const char *token, size_t token_len,
 				const char *jid, const char *domain, const char *service,
 				struct token_info *info_r, char **owner_r, const char **error_r)
 {
+	s->oom = false;
+	/* What OpenSSL fails with here (only ever for want of memory) must not stay on the
+	 * thread's error queue: the SASL plugin shares the thread with its host's TLS, which
+	 * would take a stale entry for an error of its own. */
+	ERR_set_mark();
 	/* Malformed text never costs a Redis round trip. */
-	if (!token_well_formed(token, token_len)) {
+	bool well_formed = token_well_formed(token, token_len);
+	char hash[TOKEN_HASH_HEX_LEN + 1];
+	bool hashed = well_formed && hash_token(token, token_len, hash);
+	ERR_pop_to_mark();
+	if (!well_formed) {
 		*error_r = set_error(s, "not a samlgw token (wrong length, alphabet or check)");
 		return STORE_INVALID;
 	}
-	char hash[TOKEN_HASH_HEX_LEN + 1];
-	token_hash_hex(token, token_len, hash);
-	char *tkey = store_token_key(s->prefix, hash);
-	char *ukey = jid != NULL ? user_key(s, jid) : store_user_tokens_key(s->prefix, "");
-	redisReply *r;
+	if (!hashed) {
+		*error_r = out_of_memory(s);
+		return STORE_UNAVAILABLE;
+	}
+	char *tkey = store_token_key_try(s->prefix, hash);
+	char *ukey = jid != NULL ? store_user_tokens_key_try(s->prefix, jid)
+				 : store_user_tokens_key_try(s->prefix, "");
+	redisReply *r = NULL;
 	enum store_result ret;
-	if (jid != NULL) {
+	if (tkey == NULL || ukey == NULL) {
+		*error_r = out_of_memory(s);
+		ret = STORE_UNAVAILABLE;
+	} else if (jid != NULL) {
 		const char *args[] = {tkey, ukey, jid, service, hash};
 		ret = run_decided(s, SCRIPT_VERIFY, 2, (int)ARRAY_SIZE(args), args, service, &r,
 				  error_r);
@@ -543,21 +746,34 @@ static enum store_result verify(struct token_store *s, const char *token, size_t
 	free(ukey);
 	if (ret != STORE_OK)
 		return ret;
+	struct token_info info = {0};
+	char *owner = NULL;
+	bool ok = true;
 	if (info_r != NULL) {
-		memset(info_r, 0, sizeof(*info_r));
-		memcpy(info_r->hash, hash, sizeof(hash));
-		token_id_from_hash(hash, info_r->id);
-		info_r->services = xstrdup(reply_str(r, 1));
-		info_r->issued = reply_ll(r, 2);
-		info_r->expires = reply_ll(r, 3);
-		info_r->uses = reply_ll(r, 4);
-		info_r->max_uses = reply_ll(r, 5);
-		info_r->label = xstrdup(reply_str(r, 6));
-		info_r->idp = xstrdup(reply_str(r, 7));
+		memcpy(info.hash, hash, sizeof(hash));
+		token_id_from_hash(hash, info.id);
+		info.services = strdup(reply_str(r, 1));
+		info.issued = reply_ll(r, 2);
+		info.expires = reply_ll(r, 3);
+		info.uses = reply_ll(r, 4);
+		info.max_uses = reply_ll(r, 5);
+		info.label = strdup(reply_str(r, 6));
+		info.idp = strdup(reply_str(r, 7));
+		ok = info.services != NULL && info.label != NULL && info.idp != NULL;
 	}
 	if (owner_r != NULL)
-		*owner_r = xstrdup(reply_str(r, 8));
+		ok = ok && (owner = strdup(reply_str(r, 8))) != NULL;
 	freeReplyObject(r);
+	if (!ok) {
+		token_info_clear(&info);
+		free(owner);
+		*error_r = out_of_memory(s);
+		return STORE_UNAVAILABLE;
+	}
+	if (info_r != NULL)
+		*info_r = info;
+	if (owner_r != NULL)
+		*owner_r = owner;
 	return STORE_OK;
 }
 

@@ -67,7 +67,17 @@ struct token_store;
 /* Check the options (no connection yet). Returns 0, or -1 with *error_r (static). */
 int store_open(const struct store_options *options, struct token_store **store_r,
 	       const char **error_r);
+/* A new store with model's options (no connection yet), without parsing them again and
+ * without any allocation that aborts: returns 0, or -1 with *error_r when memory runs
+ * out. */
+int store_clone(const struct token_store *model, struct token_store **store_r,
+		const char **error_r);
 void store_free(struct token_store *store);
+
+/* After a call that returned STORE_UNAVAILABLE: true when it failed for want of memory
+ * (the SASL plugin then answers SASL_NOMEM). store_verify, store_verify_owner(_in) and
+ * store_clone never abort when memory runs out; the other calls may. */
+bool store_out_of_memory(const struct token_store *store);
 
 /* Make a token and record it. On STORE_OK, token_r holds the text (the caller wipes it
  * after showing it) and *info_r, when not NULL, its record (free with token_info_clear). */

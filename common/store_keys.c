@@ -2,23 +2,52 @@
 #include "store_keys.h"
 #include "util.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
 
+char *store_token_key_try(const char *prefix, const char *hash_hex)
+{
+	char *key;
+	return asprintf(&key, "%stoken:%s", prefix, hash_hex) < 0 ? NULL : key;
+}
+
+char *store_user_tokens_key_try(const char *prefix, const char *jid)
+{
+	char *key;
+	return asprintf(&key, "%suser:%s:tokens", prefix, jid) < 0 ? NULL : key;
+}
+
+char *store_revoked_channel_try(const char *prefix)
+{
+	char *key;
+	return asprintf(&key, "%srevoked", prefix) < 0 ? NULL : key;
+}
+
+static char *must(char *s)
+{
+	if (s == NULL) {
+		fputs("out of memory\n", stderr);
+		abort();
+	}
+	return s;
+}
+
 char *store_token_key(const char *prefix, const char *hash_hex)
 {
-	return xasprintf("%stoken:%s", prefix, hash_hex);
+	return must(store_token_key_try(prefix, hash_hex));
 }
 
 char *store_user_tokens_key(const char *prefix, const char *jid)
 {
-	return xasprintf("%suser:%s:tokens", prefix, jid);
+	return must(store_user_tokens_key_try(prefix, jid));
 }
 
 char *store_revoked_channel(const char *prefix)
 {
-	return xasprintf("%srevoked", prefix);
+	return must(store_revoked_channel_try(prefix));
 }
 
 void store_script_sha1(const char *source, char out[41])

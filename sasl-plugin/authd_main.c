@@ -57,7 +57,8 @@ static const char usage_text[] =
 	"  --username MODE       jid (default) or localpart: with localpart, users must belong\n"
 	"                        to --domain\n"
 	"  --threads N           requests served at once (default 16)\n"
-	"  --user NAME           when started as root, run as this user once the socket is open\n"
+	"  --user NAME           run as this user once the socket is open; required when\n"
+	"                        started as root (--user root keeps root, not recommended)\n"
 	"  --socket-group GROUP  the socket's group: its members (the services that check\n"
 	"                        tokens) may connect; the socket is mode 0660\n"
 	"  --help, --version\n";
@@ -191,24 +192,84 @@ fail:
 	return -1;
 }
 
-static int drop_privileges(const char *user, const char **error_r)
+/* Who samlgw-authd runs as once its socket is open (--user). */
+struct run_as {
+	bool root;       /* started as root (real or effective uid 0) */
+	bool change;     /* drop to uid/gid below */
+	char name[256];
+	uid_t uid;
+	gid_t gid;
+};
+
+/* Decide before anything is opened. Started as root, --user is required: a daemon that
+ * answers other programs over a socket must not keep root by accident. --user root is an
+ * explicit choice to keep it. Without root, --user may only name the current user. */
+static int plan_user(const char *user, struct run_as *r)
 {
-	if (user == NULL || getuid() != 0)
+	memset(r, 0, sizeof(*r));
+	r->root = getuid() == 0 || geteuid() == 0;
+	if (user == NULL) {
+		if (r->root) {
+			fprintf(stderr,
+				"samlgw-authd: refusing to run as root: give --user NAME (the socket "
+				"is opened as root, then samlgw-authd runs as NAME), or start it as "
+				"that user\n");
+			return EXIT_USAGE;
+		}
 		return 0;
+	}
+	errno = 0;
 	struct passwd *pw = getpwnam(user);
-	if (pw == NULL) {
-		*error_r = "no such user";
+	if (pw == NULL || strlen(pw->pw_name) >= sizeof(r->name)) {
+		fprintf(stderr, "samlgw-authd: --user %s: %s\n", user,
+			errno != 0 ? strerror(errno) : "no such user");
+		return EXIT_FAILED;
+	}
+	if (!r->root) {
+		if (pw->pw_uid != getuid() || pw->pw_uid != geteuid()) {
+			fprintf(stderr, "samlgw-authd: --user %s: only root can become another user\n",
+				user);
+			return EXIT_USAGE;
+		}
+		return 0;
+	}
+	strcpy(r->name, pw->pw_name);
+	r->uid = pw->pw_uid;
+	r->gid = pw->pw_gid;
+	r->change = pw->pw_uid != 0;
+	return 0;
+}
+
+/* Become the planned user: its groups, its group, then its uid, and check that none of
+ * root's ids is left and that root cannot be regained. */
+static int drop_privileges(const struct run_as *r, const char **error_r)
+{
+	if (!r->change) {
+		if (r->root)
+			log_event(LOG_LEVEL_WARN, "running_as_root", "note",
+				  "--user root keeps every privilege; prefer an unprivileged user", NULL);
+		return 0;
+	}
+	if (initgroups(r->name, r->gid) < 0 || setgid(r->gid) < 0 || setuid(r->uid) < 0) {
+		*error_r = strerror(errno);
 		return -1;
 	}
-	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 ||
-	    setuid(pw->pw_uid) < 0) {
-		*error_r = strerror(errno);
+	uid_t ru, eu, su;
+	gid_t rg, eg, sg;
+	if (getresuid(&ru, &eu, &su) < 0 || getresgid(&rg, &eg, &sg) < 0 || ru != r->uid ||
+	    eu != r->uid || su != r->uid || rg != r->gid || eg != r->gid || sg != r->gid) {
+		*error_r = "the user and group ids did not all change";
+		return -1;
+	}
+	if (setuid(0) == 0 || seteuid(0) == 0) {
+		*error_r = "root could be regained after dropping it";
 		return -1;
 	}
 	return 0;
 }
 
-static int run_socket(const struct args *a, const struct authd_settings *settings)
+static int run_socket(const struct args *a, const struct run_as *run_as,
+		      const struct authd_settings *settings)
 {
 	const char *error;
 	bool ours = false;
@@ -232,7 +293,7 @@ static int run_socket(const struct args *a, const struct authd_settings *setting
 		}
 		ours = true;
 	}
-	if (drop_privileges(a->user, &error) < 0) {
+	if (drop_privileges(run_as, &error) < 0) {
 		fprintf(stderr, "samlgw-authd: cannot become user %s: %s\n", a->user, error);
 		if (ours)
 			unlink(path);
@@ -298,6 +359,10 @@ int main(int argc, char **argv)
 		.map = {.mode = USER_MODE_JID, .domain = a.domain},
 	};
 	const char *error;
+	struct run_as run_as;
+	ret = plan_user(a.user, &run_as);
+	if (ret != 0)
+		return ret;
 	if (a.username != NULL && !user_mode_parse(a.username, &settings.map.mode))
 		return usage_error("--username wants jid or localpart, got '%s'", a.username);
 	if (user_map_check(&settings.map, &error) < 0)
@@ -324,7 +389,10 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	if (socket_mode) {
-		ret = run_socket(&a, &settings);
+		ret = run_socket(&a, &run_as, &settings);
+	} else if (drop_privileges(&run_as, &error) < 0) {
+		fprintf(stderr, "samlgw-authd: cannot become user %s: %s\n", a.user, error);
+		ret = EXIT_FAILED;
 	} else {
 		ret = line_protocol_run(line, STDIN_FILENO, STDOUT_FILENO, &settings, &error) < 0
 			      ? EXIT_FAILED

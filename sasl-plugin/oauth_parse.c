@@ -183,18 +183,23 @@ static char *parse_saslname(char *s, char *end, const char **error_r)
 	return in;
 }
 
-static bool copy_message(const char *data, size_t len, struct oauth_message *msg,
-			 const char **error_r)
+/* OAUTH_PARSED when msg holds a copy of the message, else why not. */
+static enum oauth_parse_result copy_message(const char *data, size_t len,
+					    struct oauth_message *msg, const char **error_r)
 {
 	if (len > OAUTH_MESSAGE_MAX) {
 		*error_r = "the message is larger than the limit";
-		return false;
+		return OAUTH_MALFORMED;
 	}
 	memset(msg, 0, sizeof(*msg));
-	msg->buf = xcalloc(1, len + 1);
+	msg->buf = calloc(1, len + 1);
+	if (msg->buf == NULL) {
+		*error_r = "out of memory";
+		return OAUTH_NOMEM;
+	}
 	msg->buf_len = len + 1;
 	memcpy(msg->buf, data, len);
-	return true;
+	return OAUTH_PARSED;
 }
 
 enum oauth_parse_result oauthbearer_parse(const char *data, size_t len,
@@ -203,8 +208,9 @@ enum oauth_parse_result oauthbearer_parse(const char *data, size_t len,
 	if (len == 1 && data[0] == KVSEP)
 		return OAUTH_ERROR_ACK;
 	struct oauth_message msg;
-	if (!copy_message(data, len, &msg, error_r))
-		return OAUTH_MALFORMED;
+	enum oauth_parse_result copied = copy_message(data, len, &msg, error_r);
+	if (copied != OAUTH_PARSED)
+		return copied;
 	char *p = msg.buf, *end = msg.buf + len;
 	if (len >= 2 && p[0] == 'p' && p[1] == '=') {
 		*error_r = "channel binding is not supported by OAUTHBEARER";
@@ -247,8 +253,9 @@ enum oauth_parse_result xoauth2_parse(const char *data, size_t len, struct oauth
 	if (len == 0)
 		return OAUTH_ERROR_ACK;
 	struct oauth_message msg;
-	if (!copy_message(data, len, &msg, error_r))
-		return OAUTH_MALFORMED;
+	enum oauth_parse_result copied = copy_message(data, len, &msg, error_r);
+	if (copied != OAUTH_PARSED)
+		return copied;
 	if (!parse_kvpairs(msg.buf, msg.buf + len, KEYS_XOAUTH2, &msg, error_r)) {
 		oauth_message_clear(&msg);
 		return OAUTH_MALFORMED;

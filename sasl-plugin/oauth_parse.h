@@ -19,6 +19,8 @@ enum oauth_parse_result {
 	OAUTH_ERROR_ACK = 1,
 	/* Malformed, over the cap, or asks for channel binding. */
 	OAUTH_MALFORMED = 2,
+	/* No memory for the private copy (*error_r says so); nothing is wrong with it. */
+	OAUTH_NOMEM = 3,
 };
 
 struct oauth_message {
@@ -32,7 +34,8 @@ struct oauth_message {
 };
 
 /* Parse an OAUTHBEARER client response. On OAUTH_PARSED fills *msg_r (release it with
- * oauth_message_clear); on OAUTH_MALFORMED sets *error_r (static text). */
+ * oauth_message_clear); on OAUTH_MALFORMED and OAUTH_NOMEM sets *error_r (static text).
+ * Never aborts when memory runs out. */
 enum oauth_parse_result oauthbearer_parse(const char *data, size_t len,
 					  struct oauth_message *msg_r, const char **error_r);
 

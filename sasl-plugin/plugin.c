@@ -6,9 +6,13 @@
  * configuration (the mechanisms then report SASL_NOMECH); Redis is reached lazily through
  * a pool of stores, each reconnecting after fork() and failures within redis.timeout_ms,
  * with SIGPIPE kept away (store.c); a store that cannot be reached is a temporary
- * failure (SASL_UNAVAIL), never a success. Only sasl_server_plug_init is exported
- * (libsamlgw.map). Everything is logged through libsasl's logging callback; no token is
- * ever logged. */
+ * failure (SASL_UNAVAIL), never a success. Memory running out while a user logs in is
+ * SASL_NOMEM, never an abort: nothing on that path (the parsers, the user map, the pool,
+ * store_verify*, the store's own connect instead of hiredis's) uses an allocator that
+ * aborts. Reading the options in plug_init still may (config_load, redis_url_parse and
+ * services_normalize in common/), once, when the host initialises libsasl2. Only
+ * sasl_server_plug_init is exported (libsamlgw.map). Everything is logged through
+ * libsasl's logging callback; no token is ever logged. */
 #include <sasl/sasl.h>
 #include <sasl/saslplug.h>
 
@@ -152,6 +156,10 @@ static int authenticate(struct mech_conn *c, sasl_server_params_t *sparams,
 	}
 
 	struct token_store *store = store_pool_take(c->g->pool);
+	if (store == NULL) {
+		u->seterror(u->conn, 0, "%s: out of memory", mech);
+		return SASL_NOMEM;
+	}
 	enum store_result r;
 	if (named) {
 		r = store_verify(store, msg->token, msg->token_len, jid, service, NULL, &error);
@@ -197,6 +205,11 @@ static int authenticate(struct mech_conn *c, sasl_server_params_t *sparams,
 		ret = send_error(c, "invalid_token", service, serverout, serveroutlen);
 		break;
 	default:
+		if (store_out_of_memory(store)) {
+			u->seterror(u->conn, 0, "%s: out of memory", mech);
+			ret = SASL_NOMEM;
+			break;
+		}
 		u->log(u->conn, SASL_LOG_ERR, "%s: token store unavailable: %s", mech, error);
 		u->seterror(u->conn, SASL_NOLOG, "%s: the token store is unavailable", mech);
 		ret = SASL_UNAVAIL;
@@ -225,6 +238,10 @@ static int mech_step(void *conn_context, sasl_server_params_t *sparams, const ch
 					      : oauthbearer_parse(clientin, clientinlen, &msg, &error);
 	if (c->state == STEP_ERROR_SENT) {
 		oauth_message_clear(&msg);
+		if (parsed == OAUTH_NOMEM) {
+			u->seterror(u->conn, 0, "%s: out of memory", mech);
+			return SASL_NOMEM;
+		}
 		if (parsed != OAUTH_ERROR_ACK) {
 			u->seterror(u->conn, 0, "%s: expected the client's reply to the error", mech);
 			return SASL_BADPROT;
@@ -235,6 +252,10 @@ static int mech_step(void *conn_context, sasl_server_params_t *sparams, const ch
 	if (parsed == OAUTH_ERROR_ACK) {
 		u->seterror(u->conn, 0, "%s: an error reply before any error", mech);
 		return SASL_BADPROT;
+	}
+	if (parsed == OAUTH_NOMEM) {
+		u->seterror(u->conn, 0, "%s: out of memory", mech);
+		return SASL_NOMEM;
 	}
 	if (parsed == OAUTH_MALFORMED) {
 		u->seterror(u->conn, 0, "%s: %s", mech, error);
@@ -336,10 +357,15 @@ int sasl_server_plug_init(const sasl_utils_t *utils, int max_version, int *out_v
 	if (g->state == PLUGIN_CONFIGURED) {
 		const char *pool_error;
 		if (store_pool_new(&g->settings.store, POOL_MAX_IDLE, &g->pool, &pool_error) < 0) {
-			error = xasprintf("%s", pool_error);
+			error = strdup(pool_error);
 			plugin_settings_clear(&g->settings);
-			g->state = PLUGIN_BROKEN;
+			g->state = error != NULL ? PLUGIN_BROKEN : PLUGIN_NOMEM;
 		}
+	}
+	if (g->state == PLUGIN_NOMEM) {
+		utils->seterror(utils->conn, 0, "samlgw: out of memory");
+		free(g);
+		return SASL_NOMEM;
 	}
 	if (g->state == PLUGIN_BROKEN) {
 		/* Logged once here; the mechanisms then stay unavailable in this process. */

@@ -32,6 +32,7 @@ enum plugin_settings_result {
 	PLUGIN_CONFIGURED = 0,
 	PLUGIN_UNCONFIGURED = 1, /* neither samlgw_config nor samlgw_redis is set */
 	PLUGIN_BROKEN = 2,       /* *error_r says why (allocated; caller frees) */
+	PLUGIN_NOMEM = 3,        /* memory ran out */
 };
 
 enum plugin_settings_result plugin_settings_load(plugin_option_get *get, void *context,

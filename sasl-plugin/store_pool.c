@@ -9,15 +9,13 @@
  * Redis connection with its parent. glibc drops the handlers when the plugin is
  * unloaded. */
 #include "store_pool.h"
-#include "util.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 
 struct store_pool {
 	pthread_mutex_t lock;
-	char *url, *prefix;
-	struct store_options options; /* points at url and prefix */
+	struct token_store *model; /* never connected; new stores are its clones */
 	struct token_store **idle;
 	size_t n_idle, max_idle;
 	struct store_pool *next; /* in the list the fork handlers walk */
@@ -68,19 +66,24 @@ int store_pool_new(const struct store_options *options, size_t max_idle,
 		*error_r = "cannot register the store pool's fork handlers";
 		return -1;
 	}
-	struct token_store *first;
-	if (store_open(options, &first, error_r) < 0)
+	struct store_pool *p = calloc(1, sizeof(*p));
+	if (p == NULL) {
+		*error_r = "out of memory";
 		return -1;
-	struct store_pool *p = xcalloc(1, sizeof(*p));
-	pthread_mutex_init(&p->lock, NULL);
-	p->url = xstrdup(options->url);
-	p->prefix = xstrdup(options->prefix);
-	p->options.url = p->url;
-	p->options.prefix = p->prefix;
-	p->options.timeout_ms = options->timeout_ms;
+	}
 	p->max_idle = max_idle == 0 ? 1 : max_idle;
-	p->idle = xcalloc(p->max_idle, sizeof(*p->idle));
-	p->idle[p->n_idle++] = first;
+	p->idle = calloc(p->max_idle, sizeof(*p->idle));
+	if (p->idle == NULL) {
+		free(p);
+		*error_r = "out of memory";
+		return -1;
+	}
+	if (store_open(options, &p->model, error_r) < 0) {
+		free(p->idle);
+		free(p);
+		return -1;
+	}
+	pthread_mutex_init(&p->lock, NULL);
 	pthread_mutex_lock(&pools_lock);
 	p->next = pools;
 	pools = p;
@@ -96,12 +99,9 @@ struct token_store *store_pool_take(struct store_pool *p)
 	if (p->n_idle > 0)
 		s = p->idle[--p->n_idle];
 	pthread_mutex_unlock(&p->lock);
-	if (s != NULL)
-		return s;
 	const char *error;
-	/* The options were checked by store_pool_new, so opening cannot fail. */
-	if (store_open(&p->options, &s, &error) < 0)
-		abort();
+	if (s == NULL && store_clone(p->model, &s, &error) < 0)
+		return NULL;
 	return s;
 }
 
@@ -131,8 +131,7 @@ void store_pool_free(struct store_pool *p)
 	for (size_t i = 0; i < p->n_idle; i++)
 		store_free(p->idle[i]);
 	free(p->idle);
-	free(p->url);
-	free(p->prefix);
+	store_free(p->model);
 	pthread_mutex_destroy(&p->lock);
 	free(p);
 }

@@ -20,7 +20,8 @@ struct store_pool;
 int store_pool_new(const struct store_options *options, size_t max_idle,
 		   struct store_pool **pool_r, const char **error_r);
 
-/* A store for the calling thread's exclusive use until store_pool_give. */
+/* A store for the calling thread's exclusive use until store_pool_give; NULL when memory
+ * runs out (nothing here aborts). */
 struct token_store *store_pool_take(struct store_pool *pool);
 void store_pool_give(struct store_pool *pool, struct token_store *store);
 

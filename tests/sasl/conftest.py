@@ -9,6 +9,7 @@ folder (never the installed one). Everything started here is stopped afterwards.
 import base64
 import hashlib
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -29,6 +30,11 @@ SYSTEM_PLUGIN_DIR = os.environ.get("SAMLGW_SASL_SYSTEM_DIR") or "/usr/lib/x86_64
 TEST_SETUP = os.environ.get("SAMLGW_TEST_SETUP", "")
 
 TIMEOUT = 30
+
+# Started as root, samlgw-authd refuses to run without --user: the tests then run it as
+# nobody (the private Redis socket and the config file are open to everyone).
+RUN_AS = "nobody"
+AS_USER = ["--user", RUN_AS] if os.geteuid() == 0 else []
 
 
 def host_env(extra=None):
@@ -232,6 +238,12 @@ class Authd:
         self.socket = workdir / "authd" / "mux"
         self.socket.parent.mkdir(exist_ok=True)
         os.chmod(self.socket.parent, 0o755)
+        if AS_USER and "--user" not in extra:
+            # Its folder belongs to the user it runs as (systemd's RuntimeDirectory=), so
+            # that it can remove its socket when it stops.
+            pw = pwd.getpwnam(RUN_AS)
+            os.chown(self.socket.parent, pw.pw_uid, pw.pw_gid)
+            extra = tuple(AS_USER) + tuple(extra)
         self.log = workdir / "authd.log"
         self.args = [AUTHD_BIN, "--config", str(config), "--socket", str(self.socket)] + list(extra)
         self.proc = None

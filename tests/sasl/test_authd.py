@@ -2,6 +2,7 @@
 clients at once, and the ejabberd extauth and Prosody mod_auth_external protocols."""
 import grp
 import os
+import pwd
 import socket
 import stat
 import struct
@@ -11,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import AUTHD_BIN, TIMEOUT
+from conftest import AS_USER, AUTHD_BIN, RUN_AS, TIMEOUT
 
 ALICE = "alice@example.org"
 
@@ -122,6 +123,88 @@ def test_many_clients_at_once(authd_factory, tokens):
     assert "no complete request in time" in authd.log.read_text()
 
 
+def connect_stalled(authd, first=b""):
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(str(authd.socket))
+    if first:
+        s.sendall(first)
+    return s
+
+
+def timed_request(authd, token):
+    started = time.monotonic()
+    r = authd.request("alice", token, "imap", "example.org")
+    return r, time.monotonic() - started
+
+
+def test_stalled_clients_hold_no_worker(authd_factory, tokens):
+    # Two workers; twenty clients that connect and say nothing, and ten that send their
+    # request a byte at a time. Others are still answered at once: reading a request
+    # takes no worker, only answering a complete one does.
+    authd = authd_factory("--threads", "2")
+    token = tokens.issue(ALICE, services="imap")
+    silent = [connect_stalled(authd) for _ in range(20)]
+    request = struct.pack(">H", 5) + b"alice"
+    trickle = [connect_stalled(authd, request[:1]) for _ in range(10)]
+    stop = threading.Event()
+
+    def drip():
+        for i in range(1, len(request)):
+            if stop.wait(0.4):
+                return
+            for s in trickle:
+                try:
+                    s.send(request[i:i + 1])
+                except OSError:
+                    pass
+
+    dripper = threading.Thread(target=drip)
+    dripper.start()
+    try:
+        time.sleep(0.3)
+        for _ in range(20):
+            r, took = timed_request(authd, token)
+            assert r == "OK"
+            assert took < 1.0, took
+    finally:
+        stop.set()
+        dripper.join()
+    # Each stalled client is dropped once its 5 seconds are up, without an answer.
+    started = time.monotonic()
+    for s in silent + trickle:
+        s.settimeout(10)
+        assert s.recv(10) == b""
+        s.close()
+    assert time.monotonic() - started < 7
+    assert "no complete request in time" in authd.log.read_text()
+
+
+def open_fds(pid):
+    return len(os.listdir("/proc/%d/fd" % pid))
+
+
+def test_connection_cap(authd_factory, tokens):
+    # More stalled connections than the cap (256): the oldest unfinished ones are dropped
+    # to make room, so the daemon's descriptors stay bounded and new clients are served.
+    authd = authd_factory("--threads", "2")
+    token = tokens.issue(ALICE, services="imap")
+    base = open_fds(authd.proc.pid)
+    stalled = [connect_stalled(authd) for _ in range(300)]
+    try:
+        r, took = timed_request(authd, token)
+        assert r == "OK"
+        assert took < 1.0, took
+        assert open_fds(authd.proc.pid) <= base + 256
+        # The first ones in were the first pushed out: closed without an answer.
+        for s in stalled[:40]:
+            s.settimeout(2)
+            assert s.recv(10) == b""
+    finally:
+        for s in stalled:
+            s.close()
+    assert "too many connections" in authd.log.read_text()
+
+
 def test_redis_down_and_back(authd_factory, tokens, redis):
     authd = authd_factory()
     token = tokens.issue(ALICE, services="imap")
@@ -142,8 +225,8 @@ def test_sigterm_stops_and_removes_the_socket(authd_factory):
 
 def test_refuses_a_socket_in_use(authd_factory, config, workdir):
     authd = authd_factory()
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--socket", str(authd.socket)],
-                       capture_output=True, text=True, timeout=TIMEOUT)
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--socket", str(authd.socket)] +
+                       AS_USER, capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 1
     assert "another process is listening" in r.stderr
 
@@ -154,8 +237,8 @@ def test_usage_and_config_errors(workdir):
     assert r.returncode == 64
     bad = workdir / "bad.conf"
     bad.write_text("[redis]\nurl = nowhere\n")
-    r = subprocess.run([AUTHD_BIN, "--config", str(bad)], capture_output=True, text=True,
-                       timeout=TIMEOUT)
+    r = subprocess.run([AUTHD_BIN, "--config", str(bad)] + AS_USER, capture_output=True,
+                       text=True, timeout=TIMEOUT)
     assert r.returncode == 78
     assert "bad.conf:2:" in r.stderr
 
@@ -175,7 +258,7 @@ def test_ejabberd_extauth(config, tokens):
         "setpass:alice:example.org:x",
         "garbage",
     ]
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"],
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"] + AS_USER,
                        input=b"".join(ejabberd_frame(x) for x in requests),
                        capture_output=True, timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
@@ -186,7 +269,7 @@ def test_ejabberd_extauth(config, tokens):
 
 
 def test_ejabberd_truncated_input_fails(config):
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"],
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"] + AS_USER,
                        input=b"\x00\x10auth", capture_output=True, timeout=TIMEOUT)
     assert r.returncode == 1
 
@@ -203,8 +286,70 @@ def test_prosody_external(config, tokens):
         "tryregister:new:example.org:pw",
         "auth:alice:example.org:" + token + "\r",
     ]
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody"],
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody"] + AS_USER,
                        input="".join(l + "\n" for l in lines), capture_output=True, text=True,
                        timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["1", "0", "0", "1", "0", "0", "1"]
+
+
+def proc_ids(pid):
+    """Real, effective, saved and filesystem uids and gids, and the groups of a process."""
+    status = open("/proc/%d/status" % pid).read().splitlines()
+    field = {l.split(":")[0]: l.split(":")[1].split() for l in status if ":" in l}
+    return ([int(x) for x in field["Uid"]], [int(x) for x in field["Gid"]],
+            sorted(int(x) for x in field["Groups"]))
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="starts samlgw-authd as root")
+
+
+@needs_root
+@pytest.mark.parametrize("protocol", ["saslauthd", "prosody"])
+def test_root_without_user_refuses_to_run(config, workdir, protocol):
+    args = [AUTHD_BIN, "--config", str(config), "--protocol", protocol]
+    if protocol == "saslauthd":
+        args += ["--socket", str(workdir / "root.sock")]
+    r = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT,
+                       stdin=subprocess.DEVNULL)
+    assert r.returncode == 64, r
+    assert "refusing to run as root" in r.stderr and "--user NAME" in r.stderr
+    assert not (workdir / "root.sock").exists()
+
+
+@needs_root
+def test_root_drops_to_the_user_after_binding(authd_factory, tokens):
+    authd = authd_factory()  # as root, with --user nobody (conftest)
+    pw = pwd.getpwnam(RUN_AS)
+    uids, gids, groups = proc_ids(authd.proc.pid)
+    assert uids == [pw.pw_uid] * 4
+    assert gids == [pw.pw_gid] * 4
+    assert 0 not in groups
+    assert groups == sorted({pw.pw_gid} | {g.gr_gid for g in grp.getgrall()
+                                            if RUN_AS in g.gr_mem})
+    # The socket was made as root before the drop; it still answers.
+    token = tokens.issue(ALICE, services="imap")
+    assert authd.request(ALICE, token, "imap", "") == "OK"
+    assert authd.stop() == 0
+    assert not authd.socket.exists()
+
+
+@needs_root
+def test_user_errors(config, workdir):
+    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody",
+                        "--user", "no-such-user-here"], capture_output=True, text=True,
+                       timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert r.returncode == 1 and "no such user" in r.stderr, r
+    # Without root, --user can only name the user it already runs as.
+    base = ["setpriv", "--reuid", RUN_AS, "--regid", str(pwd.getpwnam(RUN_AS).pw_gid),
+            "--clear-groups", AUTHD_BIN, "--config", str(config), "--protocol", "prosody"]
+    r = subprocess.run(base + ["--user", "root"], capture_output=True, text=True,
+                       timeout=TIMEOUT, stdin=subprocess.DEVNULL)
+    assert r.returncode == 64 and "only root can become another user" in r.stderr, r
+    r = subprocess.run(base + ["--user", RUN_AS], capture_output=True, text=True,
+                       timeout=TIMEOUT, input="isuser:alice:example.org\n")
+    assert r.returncode == 0, r
+    assert r.stdout == "0\n"
+    r = subprocess.run(base, capture_output=True, text=True, timeout=TIMEOUT,
+                       input="isuser:alice:example.org\n")
+    assert r.returncode == 0, r
