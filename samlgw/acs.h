@@ -1,8 +1,8 @@
 /* The Assertion Consumer Service: everything between a POSTed SAMLResponse and a
  * verified identity. samlgw does every check itself on its own parse of the message
- * (libxml2, no DTDs, no network) with xmlsec for signatures and decryption, because lasso
- * does not check InResponseTo, replay, Destination, Recipient, Audience or time windows
- * and ignores decryption errors:
+ * (libxml2, no DTDs, no network), with its own signature verification (xmlsig.c,
+ * c14n.c) and decryption (xmlenc.c) on OpenSSL, because lasso does not check InResponseTo,
+ * replay, Destination, Recipient, Audience or time windows and ignores decryption errors:
  *
  *   Status Success; exactly one assertion; the Response or every assertion signed by a key
  *   from the Issuer's metadata (SHA-1 refused unless allowed); the assertion's Issuer is

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """Makes the ACS fuzz target's fixed SP and IdP (keys, IdP metadata, samlgw.conf) in this
 folder when missing, and seeds tests/fuzz/corpus/acs with Responses from the test IdP's
-ResponseFactory: valid ones (signed in each way, encrypted with each cipher, friendly
+ResponseFactory: valid ones (signed in each way, encrypted with each cipher and key placement, friendly
 names, unsolicited, base64 form values) and attacks (XSW shapes, stripped or broken
 signatures, SHA-1, DTDs, duplicate IDs, a foreign key, bad times and conditions).
 
 Every time in them is fixed around 2030-01-01T00:00:00Z, the clock fuzz_acs.c runs at, so
-the valid ones stay valid. Run: /usr/bin/python3 tests/fuzz/acs/make_corpus.py"""
+the valid ones stay valid. Run: /usr/bin/python3 tests/fuzz/acs/make_corpus.py [CASE...]
+(only the named cases when given)."""
 import datetime
 import hashlib
 import sys
@@ -118,6 +119,12 @@ def main():
         "enc-aes256-gcm": dict(encrypt=True, data_alg="aes256-gcm"),
         "enc-rsa15-assertion-only": dict(encrypt=True, sign="assertion", key_alg="rsa-1_5"),
         "enc-corrupt": dict(encrypt=True, corrupt_encryption=True),
+        "enc-retrieval-method": dict(sign="assertion", after_sign=lambda r: samltest.xmlenc_assertion(
+            r, sp_cert, place="retrieval")),
+        "enc-gcm-label-two-keys": dict(sign="assertion", after_sign=lambda r: samltest.xmlenc_assertion(
+            r, sp_cert, data_alg="aes192-gcm", label=b"label", keys=[rogue_cert, sp_cert])),
+        "enc-bad-padding": dict(sign="assertion", after_sign=lambda r: samltest.xmlenc_assertion(
+            r, sp_cert, pad=lambda d: d + bytes(16 - len(d) % 16))),
         "attack-second-assertion": dict(sign="assertion",
                                         second_assertion={"user": "mallory", "sign_assertion": False}),
         "attack-second-first": dict(sign="assertion", second_first=True,
@@ -139,7 +146,10 @@ def main():
         "bad-localpart": dict(attrs={"eduPersonPrincipalName": "al/ice@example.org"}),
     }
     CORPUS.mkdir(parents=True, exist_ok=True)
+    only = set(sys.argv[1:])
     for name, knobs in cases.items():
+        if only and name not in only:
+            continue
         k = dict(times, in_response_to="_fuzz_request_0001", response_id="_r-" + name,
                  assertion_id="_a-" + name, session_index="_s1", name_id="_nameid-" + name)
         k.update(knobs)
