@@ -221,11 +221,31 @@ static long long now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Connect a new non-blocking, close-on-exec socket to addr before deadline; returns the
- * connected socket, now blocking, or -1 with errno (ETIMEDOUT when the time ran out). */
+/* Connect a new close-on-exec socket to addr before deadline; returns the connected,
+ * blocking socket, or -1 with errno (ETIMEDOUT when the time ran out). */
 static int connect_addr(int family, const struct sockaddr *addr, socklen_t len,
 			long long deadline)
 {
+	if (family == AF_UNIX) {
+		/* A non-blocking connect to a unix socket whose backlog is full fails with
+		 * EAGAIN instead of going on in the background; a blocking one waits for room
+		 * for at most the send timeout. */
+		long long left = deadline - now_ms();
+		if (left <= 0)
+			left = 1; /* a zero timeout would mean none */
+		struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+		int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return -1;
+		if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) < 0 ||
+		    connect(fd, addr, len) < 0) {
+			int saved = errno == EAGAIN || errno == EINPROGRESS ? ETIMEDOUT : errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		return fd;
+	}
 	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return -1;
@@ -257,10 +277,8 @@ static int connect_addr(int family, const struct sockaddr *addr, socklen_t len,
 	int fl = fcntl(fd, F_GETFL);
 	if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) < 0)
 		goto fail;
-	if (family != AF_UNIX) {
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	return fd;
 fail:;
 	int saved = errno;
