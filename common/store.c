@@ -657,7 +657,11 @@ enum store_result store_issue(struct token_store *s, const struct store_issue_re
 			ret = STORE_UNAVAILABLE;
 			break;
 		}
-		token_hash_hex(token, TOKEN_LEN, hash);
+		if (token_hash_hex(token, TOKEN_LEN, hash) < 0) {
+			*error_r = "SHA-256 failed";
+			ret = STORE_UNAVAILABLE;
+			break;
+		}
 		char *tkey = store_token_key(s->prefix, hash);
 		const char *args[] = {tkey, ukey, req->jid, req->services, ttl, label,
 				      max_uses, idp, max_per_user, hash};

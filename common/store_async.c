@@ -137,7 +137,11 @@ int store_async_verify(redisAsyncContext *ac, const char *prefix, const char *to
 	struct verify_call *vc = xcalloc(1, sizeof(*vc));
 	vc->cb = cb;
 	vc->data = data;
-	token_hash_hex(token, token_len, vc->hash);
+	if (token_hash_hex(token, token_len, vc->hash) < 0) {
+		free(vc);
+		cb(STORE_UNAVAILABLE, "", "SHA-256 failed", data);
+		return 0;
+	}
 	char *tkey = store_token_key(prefix, vc->hash);
 	char *ukey = store_user_tokens_key(prefix, jid);
 	/* KEYS: token, index. ARGV: jid, service, hash (as store_verify). */
@@ -163,7 +167,11 @@ int store_async_verify_owner(redisAsyncContext *ac, const char *prefix, const ch
 	struct verify_call *vc = xcalloc(1, sizeof(*vc));
 	vc->owner_cb = cb;
 	vc->data = data;
-	token_hash_hex(token, token_len, vc->hash);
+	if (token_hash_hex(token, token_len, vc->hash) < 0) {
+		free(vc);
+		cb(STORE_UNAVAILABLE, "", "SHA-256 failed", NULL, data);
+		return 0;
+	}
 	char *tkey = store_token_key(prefix, vc->hash);
 	/* The script appends "JID:tokens" to the index prefix. */
 	char *ukey = store_user_tokens_key(prefix, "");

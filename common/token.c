@@ -2,6 +2,7 @@
 #include "token.h"
 #include "util.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -48,8 +49,14 @@ static void token_check(const char *text, char out[TOKEN_CHECK_LEN])
 	char buf[sizeof(label) - 1 + TOKEN_PREFIX_LEN + TOKEN_BODY_LEN];
 	memcpy(buf, label, sizeof(label) - 1);
 	memcpy(buf + sizeof(label) - 1, text, TOKEN_PREFIX_LEN + TOKEN_BODY_LEN);
-	SHA256((const unsigned char *)buf, sizeof(buf), md);
+	bool ok = SHA256((const unsigned char *)buf, sizeof(buf), md) != NULL;
 	secret_wipe(buf, sizeof(buf));
+	if (!ok) {
+		/* NUL never equals a check character: the token is refused. */
+		ERR_clear_error();
+		memset(out, 0, TOKEN_CHECK_LEN);
+		return;
+	}
 	char enc[8];
 	size_t n = b64url_encode(md, 4, enc);
 	memcpy(out, enc, n < TOKEN_CHECK_LEN ? n : TOKEN_CHECK_LEN);
@@ -98,17 +105,22 @@ bool token_well_formed(const char *text, size_t len)
 	return ct_equal(check, text + TOKEN_PREFIX_LEN + TOKEN_BODY_LEN, TOKEN_CHECK_LEN);
 }
 
-void token_hash_hex(const char *text, size_t len, char out[TOKEN_HASH_HEX_LEN + 1])
+int token_hash_hex(const char *text, size_t len, char out[TOKEN_HASH_HEX_LEN + 1])
 {
 	static const char hex[] = "0123456789abcdef";
 	unsigned char md[SHA256_DIGEST_LENGTH];
-	SHA256((const unsigned char *)text, len, md);
+	if (SHA256((const unsigned char *)text, len, md) == NULL) {
+		ERR_clear_error();
+		out[0] = '\0';
+		return -1;
+	}
 	for (size_t i = 0; i < sizeof(md); i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
 	out[TOKEN_HASH_HEX_LEN] = '\0';
 	secret_wipe(md, sizeof(md));
+	return 0;
 }
 
 void token_id_from_hash(const char *hash_hex, char out[TOKEN_ID_LEN + 1])

@@ -31,7 +31,8 @@ int token_generate(char out[TOKEN_LEN + 1], const char **error_r);
 bool token_well_formed(const char *text, size_t len);
 
 /* SHA-256 of the token text as 64 lowercase hex digits (NUL-terminated). */
-void token_hash_hex(const char *text, size_t len, char out[TOKEN_HASH_HEX_LEN + 1]);
+/* Returns 0, or -1 (out empty) when SHA-256 itself failed (out of memory). */
+int token_hash_hex(const char *text, size_t len, char out[TOKEN_HASH_HEX_LEN + 1]);
 
 /* The public id of a token: the first TOKEN_ID_LEN hex digits of its hash. */
 void token_id_from_hash(const char *hash_hex, char out[TOKEN_ID_LEN + 1]);

@@ -372,7 +372,8 @@ void xredis_verify(struct xredis *r, const char *token, size_t len, const char *
 	if (queued < 0) {
 		vc->result = STORE_UNAVAILABLE;
 		vc->why = "the token store is unavailable";
-		token_hash_hex(token, len, vc->hash);
+		if (token_hash_hex(token, len, vc->hash) < 0)
+			memset(vc->hash, 0, sizeof(vc->hash));
 		fail_later(r->srv, verify_deferred, vc);
 	}
 }

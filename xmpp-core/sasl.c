@@ -339,9 +339,8 @@ static void handle_auth(struct conn *c, struct xnode *el)
 	c->auth_pending = true;
 	c->auth_revoked = false;
 	/* session_revoked() matches this while the check is in flight. */
-	if (token_well_formed(token, token_len))
-		token_hash_hex(token, token_len, c->token_hash);
-	else
+	if (!token_well_formed(token, token_len) ||
+	    token_hash_hex(token, token_len, c->token_hash) < 0)
 		memset(c->token_hash, 0, sizeof(c->token_hash));
 	xmlstream_suspend(c->xs);
 	if (penalty) {
