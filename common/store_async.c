@@ -96,6 +96,17 @@ struct verify_call {
 	void *data;
 };
 
+/* Answer a call through its callback and free it. */
+static void deliver(struct verify_call *vc, enum store_result result, const char *hash,
+		    const char *why, const char *owner)
+{
+	if (vc->owner_cb != NULL)
+		vc->owner_cb(result, hash, why, owner, vc->data);
+	else
+		vc->cb(result, hash, why, vc->data);
+	free(vc);
+}
+
 static void verify_reply(redisReply *reply, void *data)
 {
 	struct verify_call *vc = data;
@@ -119,39 +130,57 @@ static void verify_reply(redisReply *reply, void *data)
 			owner = reply->element[8]->str;
 		}
 	}
-	if (vc->owner_cb != NULL)
-		vc->owner_cb(result, vc->hash, why, owner, vc->data);
-	else
-		vc->cb(result, vc->hash, why, vc->data);
-	free(vc);
+	deliver(vc, result, vc->hash, why, owner);
+}
+
+/* A call for token, or NULL when it is answered already (a malformed token, or SHA-256
+ * failing): only a call returned here goes to Redis. */
+static struct verify_call *verify_call_new(const char *token, size_t token_len,
+					   store_async_verify_cb *cb,
+					   store_async_owner_cb *owner_cb, void *data)
+{
+	struct verify_call *vc = xcalloc(1, sizeof(*vc));
+	vc->cb = cb;
+	vc->owner_cb = owner_cb;
+	vc->data = data;
+	if (!token_well_formed(token, token_len)) {
+		deliver(vc, STORE_INVALID, "", "not a samlgw token (wrong length, alphabet or check)",
+			NULL);
+		return NULL;
+	}
+	if (token_hash_hex(token, token_len, vc->hash) < 0) {
+		deliver(vc, STORE_UNAVAILABLE, "", "SHA-256 failed", NULL);
+		return NULL;
+	}
+	return vc;
+}
+
+/* Send vc's script (5 arguments, the first nkeys of them keys); verify_reply answers it.
+ * Returns 0, or -1 when it could not be sent (vc is then freed, its callback not called). */
+static int send_call(redisAsyncContext *ac, enum store_script script, int nkeys,
+		     const char **args, struct verify_call *vc)
+{
+	int ret = store_async_script(ac, store_script_source[script], nkeys, 5, args, NULL,
+				     verify_reply, vc);
+	if (ret < 0)
+		free(vc);
+	return ret;
 }
 
 int store_async_verify(redisAsyncContext *ac, const char *prefix, const char *token,
 		       size_t token_len, const char *jid, const char *service,
 		       store_async_verify_cb *cb, void *data)
 {
-	if (!token_well_formed(token, token_len)) {
-		cb(STORE_INVALID, "", "not a samlgw token (wrong length, alphabet or check)", data);
+	struct verify_call *vc = verify_call_new(token, token_len, cb, NULL, data);
+	if (vc == NULL)
 		return 0;
-	}
-	struct verify_call *vc = xcalloc(1, sizeof(*vc));
-	vc->cb = cb;
-	vc->data = data;
-	if (token_hash_hex(token, token_len, vc->hash) < 0) {
-		free(vc);
-		cb(STORE_UNAVAILABLE, "", "SHA-256 failed", data);
-		return 0;
-	}
 	char *tkey = store_token_key(prefix, vc->hash);
 	char *ukey = store_user_tokens_key(prefix, jid);
 	/* KEYS: token, index. ARGV: jid, service, hash (as store_verify). */
 	const char *args[] = {tkey, ukey, jid, service, vc->hash};
-	int ret = store_async_script(ac, store_script_source[SCRIPT_VERIFY], 2, 5, args, NULL,
-				     verify_reply, vc);
+	int ret = send_call(ac, SCRIPT_VERIFY, 2, args, vc);
 	free(tkey);
 	free(ukey);
-	if (ret < 0)
-		free(vc);
 	return ret;
 }
 
@@ -159,30 +188,17 @@ int store_async_verify_owner(redisAsyncContext *ac, const char *prefix, const ch
 			     size_t token_len, const char *domain, const char *service,
 			     store_async_owner_cb *cb, void *data)
 {
-	if (!token_well_formed(token, token_len)) {
-		cb(STORE_INVALID, "", "not a samlgw token (wrong length, alphabet or check)", NULL,
-		   data);
+	struct verify_call *vc = verify_call_new(token, token_len, NULL, cb, data);
+	if (vc == NULL)
 		return 0;
-	}
-	struct verify_call *vc = xcalloc(1, sizeof(*vc));
-	vc->owner_cb = cb;
-	vc->data = data;
-	if (token_hash_hex(token, token_len, vc->hash) < 0) {
-		free(vc);
-		cb(STORE_UNAVAILABLE, "", "SHA-256 failed", NULL, data);
-		return 0;
-	}
 	char *tkey = store_token_key(prefix, vc->hash);
 	/* The script appends "JID:tokens" to the index prefix. */
 	char *ukey = store_user_tokens_key(prefix, "");
 	ukey[strlen(ukey) - strlen(":tokens")] = '\0';
 	/* KEYS: token. ARGV: service, hash, index prefix, domain. */
 	const char *args[] = {tkey, service, vc->hash, ukey, domain};
-	int ret = store_async_script(ac, store_script_source[SCRIPT_VERIFY_ANY], 1, 5, args, NULL,
-				     verify_reply, vc);
+	int ret = send_call(ac, SCRIPT_VERIFY_ANY, 1, args, vc);
 	free(tkey);
 	free(ukey);
-	if (ret < 0)
-		free(vc);
 	return ret;
 }

@@ -188,6 +188,13 @@ static void enqueue(struct http_server *s, struct http_request *req)
 	pthread_mutex_unlock(&s->lock);
 }
 
+static enum MHD_Result send_too_large(struct MHD_Connection *conn)
+{
+	struct http_reply reply = {0};
+	http_reply_text(&reply, 413, "text/plain; charset=utf-8", "Request body too large.\n");
+	return send_reply(conn, &reply);
+}
+
 /* The request's declared body length is over the cap: answer before reading it. */
 static bool declared_too_large(struct MHD_Connection *conn)
 {
@@ -223,10 +230,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			/* Answered at once: the body is never read, and the connection closes
 			 * after the reply. */
 			req->too_large = true;
-			struct http_reply reply = {0};
-			http_reply_text(&reply, 413, "text/plain; charset=utf-8",
-					"Request body too large.\n");
-			return send_reply(conn, &reply);
+			return send_too_large(conn);
 		}
 		return MHD_YES;
 	}
@@ -245,12 +249,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
-	if (req->too_large) {
-		struct http_reply reply = {0};
-		http_reply_text(&reply, 413, "text/plain; charset=utf-8",
-				"Request body too large.\n");
-		return send_reply(conn, &reply);
-	}
+	if (req->too_large)
+		return send_too_large(conn);
 	/* The request is complete: its handler may block (Redis, RSA), so it runs on a
 	 * worker while this thread goes on serving its other connections. */
 	MHD_suspend_connection(conn);

@@ -95,7 +95,7 @@ struct server {
 };
 
 /* A printable IPv6 address (INET6_ADDRSTRLEN), and the per-address key: an IPv4 address
- * or "xxxx:xxxx:xxxx:xxxx::/64". */
+ * or its /64 prefix in full (four groups of four hex digits, then "::/64": 24 characters). */
 #define CONN_ADDR_MAX 46
 #define CONN_IPKEY_MAX 26
 

@@ -181,7 +181,7 @@ static void test_same_size_cap(void **state)
 	struct xmlstream_limits lim = defaults;
 	lim.max_stanza = 100;
 	for (size_t size = 98; size <= 102; size++) {
-		/* <message><body>xxx</body></message>: 32 bytes of tags */
+		/* the message's tags, <message><body></body></message>, are 32 bytes */
 		char body[128];
 		memset(body, 'x', size - 32);
 		body[size - 32] = '\0';
