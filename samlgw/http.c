@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
@@ -39,7 +40,16 @@ struct http_server {
 	bool stopping;
 	struct http_worker *workers;
 	unsigned n_workers;
+
+	/* Handlers running on an epoll thread itself (see on_request); at most
+	 * n_threads - 1, so one epoll thread always goes on accepting connections. */
+	unsigned n_threads;
+	atomic_uint inline_running;
 };
+
+/* Connections served by the calling epoll thread: libmicrohttpd keeps a connection on the
+ * thread that accepted it and tells that thread when it starts and when it closes. */
+static _Thread_local unsigned thread_connections;
 
 static void reply_free(struct http_reply *r)
 {
@@ -118,6 +128,13 @@ static void reply_fallback(struct http_reply *reply)
 		http_reply_text(reply, 500, "text/plain; charset=utf-8", "Internal error.\n");
 }
 
+static void run_handler(struct http_server *s, struct http_request *req)
+{
+	s->handler(s->ctx, req, &req->reply);
+	reply_fallback(&req->reply);
+	req->answered = true;
+}
+
 static void unlist(struct http_server *s, struct http_worker *w)
 {
 	for (struct http_worker **p = &s->idle; *p != NULL; p = &(*p)->next_idle) {
@@ -155,9 +172,7 @@ static void *worker_main(void *arg)
 			s->tail = NULL;
 		req->next = NULL;
 		pthread_mutex_unlock(&s->lock);
-		s->handler(s->ctx, req, &req->reply);
-		reply_fallback(&req->reply);
-		req->answered = true;
+		run_handler(s, req);
 		MHD_resume_connection(req->conn);
 		pthread_mutex_lock(&s->lock);
 	}
@@ -208,6 +223,21 @@ static bool declared_too_large(struct MHD_Connection *conn)
 	return *end != '\0' || errno != 0 || n > HTTP_BODY_MAX;
 }
 
+/* The calling epoll thread serves this one connection only: may it run the handler itself?
+ * Then a handler waiting on Redis holds up nothing but its own connection, and the request
+ * saves the hand-off to a worker and back (two thread wake-ups). */
+static bool claim_inline(struct http_server *s)
+{
+	if (thread_connections != 1)
+		return false;
+	unsigned n = atomic_load(&s->inline_running);
+	while (n + 1 < s->n_threads) {
+		if (atomic_compare_exchange_weak(&s->inline_running, &n, n + 1))
+			return true;
+	}
+	return false;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
 				  const char *method, const char *version, const char *upload_data,
 				  size_t *upload_data_size, void **con_cls)
@@ -251,8 +281,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	}
 	if (req->too_large)
 		return send_too_large(conn);
-	/* The request is complete: its handler may block (Redis, RSA), so it runs on a
-	 * worker while this thread goes on serving its other connections. */
+	/* The request is complete. Its handler may block (Redis, RSA): it runs on this thread
+	 * only when that holds up no other connection, else on a worker while this thread
+	 * goes on serving its other connections. */
+	if (claim_inline(s)) {
+		run_handler(s, req);
+		atomic_fetch_sub(&s->inline_running, 1);
+		return send_reply(conn, &req->reply);
+	}
 	MHD_suspend_connection(conn);
 	enqueue(s, req);
 	return MHD_YES;
@@ -272,6 +308,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 		s->done(s->ctx, req, ci != NULL ? ci->http_status : 0);
 	request_free(req);
 	*con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	(void)cls;
+	(void)conn;
+	(void)socket_context;
+	if (code == MHD_CONNECTION_NOTIFY_STARTED)
+		thread_connections++;
+	else if (thread_connections > 0)
+		thread_connections--;
 }
 
 static void log_mhd(void *cls, const char *fmt, va_list ap)
@@ -336,7 +384,8 @@ int http_start(const char *listen, unsigned threads, unsigned workers, const cha
 	s->prefix = xstrdup(path_prefix);
 	pthread_mutex_init(&s->lock, NULL);
 	if (threads == 0)
-		threads = cpus();
+		threads = cpus() + 1;
+	s->n_threads = threads;
 	if (workers == 0)
 		workers = cpus() * 4 < 8 ? 8 : cpus() * 4;
 	s->workers = xcalloc(workers, sizeof(*s->workers));
@@ -354,7 +403,8 @@ int http_start(const char *listen, unsigned threads, unsigned workers, const cha
 		}
 	}
 	/* A pool of epoll threads reads requests and writes replies; handlers run on the
-	 * workers (see on_request), so a slow handler never holds up another connection. */
+	 * workers, or on an epoll thread serving only that connection (see on_request), so a
+	 * slow handler never holds up another connection. */
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
 			 MHD_ALLOW_SUSPEND_RESUME;
 	if (ai->ai_family == AF_INET6)
@@ -362,6 +412,7 @@ int http_start(const char *listen, unsigned threads, unsigned workers, const cha
 	s->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)HTTP_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 		MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_END);

@@ -1,7 +1,8 @@
 /* samlgw's HTTP server on libmicrohttpd: a pool of epoll threads collects each request,
  * capping its body at HTTP_BODY_MAX (a larger declared Content-Length is answered 413
- * before the body is read), a pool of workers runs the one handler, and the epoll thread
- * sends the handler's reply. Per-request state lives in struct http_request and is freed
+ * before the body is read), a pool of workers runs the one handler (or the epoll thread
+ * itself, when it serves no other connection and another epoll thread is free), and the
+ * epoll thread sends the handler's reply. Per-request state lives in struct http_request and is freed
  * in exactly one place: libmicrohttpd's completion callback. */
 #ifndef SAMLGW_HTTP_H
 #define SAMLGW_HTTP_H
@@ -51,8 +52,8 @@ typedef void http_done(void *ctx, const struct http_request *req, unsigned statu
 
 struct http_server;
 
-/* Listen on listen (HOST:PORT) with threads epoll threads and workers handler threads
- * (0: chosen from the number of CPUs). path_prefix is the path of public_url ("" for
+/* Listen on listen (HOST:PORT) with threads epoll threads (0: one per CPU, plus one) and
+ * workers handler threads (0: four per CPU, at least 8). path_prefix is the path of public_url ("" for
  * none). Returns 0 with *server_r, or -1 with *error_r. */
 int http_start(const char *listen, unsigned threads, unsigned workers, const char *path_prefix,
                http_handler *handler, http_done *done, void *ctx, struct http_server **server_r,

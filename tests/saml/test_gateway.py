@@ -1,5 +1,6 @@
 """samlgw as a program: --version/--help/--check, refusals to start, /healthz, /metrics and
 the SP metadata it publishes, and the web server's handling of connections."""
+import http.client
 import os
 import socket
 import subprocess
@@ -165,21 +166,34 @@ def test_oversize_body_refused_before_it_is_sent(stack):
     assert get(gw.url + "/healthz")[0] == 200
 
 
+def _start_waiting(gw, n, results):
+    """n requests on new connections that wait on the (paused) Redis, started one by one so
+    that each is in its handler before the next connects."""
+    threads = []
+    for _ in range(n):
+        t = threading.Thread(target=lambda: results.append(get(gw.url + "/healthz")[0]))
+        t.start()
+        threads.append(t)
+        time.sleep(0.1)
+    return threads
+
+
+def _metadata(conn):
+    """GET /saml/metadata on an open connection: the status and the body."""
+    conn.request("GET", "/saml/metadata")
+    r = conn.getresponse()
+    return r.status, r.read()
+
+
 def test_blocked_handlers_do_not_hold_up_other_requests(stack):
-    """Requests waiting on a hung Redis (up to redis.timeout_ms each) occupy handler
-    workers only: the epoll threads go on answering other connections meanwhile."""
+    """Requests waiting on a hung Redis (up to redis.timeout_ms each) hold up no other
+    connection: one epoll thread always stays free to accept and answer (a handler runs on
+    an epoll thread only while another one is free, else on a worker)."""
     gw, _ = stack
     results = []
-
-    def waiting():
-        results.append(get(gw.url + "/healthz")[0])
-
     gw.redis.pause()
     try:
-        threads = [threading.Thread(target=waiting) for _ in range(3)]
-        for t in threads:
-            t.start()
-        time.sleep(0.2)
+        threads = _start_waiting(gw, 3, results)
         status, _, body = get(gw.url + "/saml/metadata")
         assert status == 200 and b"EntityDescriptor" in body
         assert results == []  # answered while the three still wait on Redis
@@ -189,3 +203,28 @@ def test_blocked_handlers_do_not_hold_up_other_requests(stack):
             t.join()
     assert len(results) == 3 and set(results) <= {200, 503}, results
     assert get(gw.url + "/healthz")[0] == 200
+
+
+def test_blocked_handlers_do_not_hold_up_an_open_connection(stack):
+    """A keep-alive connection is answered at once on its next request while others wait
+    on a hung Redis: a handler runs on its epoll thread only while that thread serves no
+    other connection. The first waiting request occupies one of the two epoll threads, so
+    the kept connection and the later waiting ones share the other."""
+    gw, _ = stack
+    results, threads = [], []
+    kept = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    gw.redis.pause()
+    try:
+        threads += _start_waiting(gw, 1, results)
+        status, body = _metadata(kept)
+        assert status == 200 and b"EntityDescriptor" in body
+        threads += _start_waiting(gw, 2, results)
+        status, body = _metadata(kept)  # the same connection, now
+        assert status == 200 and b"EntityDescriptor" in body
+        assert results == []  # answered while the three still wait on Redis
+    finally:
+        gw.redis.resume()
+        for t in threads:
+            t.join()
+        kept.close()
+    assert len(results) == 3 and set(results) <= {200, 503}, results
