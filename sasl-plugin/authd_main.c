@@ -273,6 +273,15 @@ static int run_socket(const struct args *a, const struct run_as *run_as,
 {
 	const char *error;
 	bool ours = false;
+	/* Blocked before the socket listens: a SIGTERM sent as soon as clients can connect
+	 * waits for sigwait below (a clean stop that removes the socket) instead of killing
+	 * the process. Workers inherit this mask; only the main thread takes the signals. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	int fd = activated_socket();
 	const char *path = a->socket != NULL ? a->socket : DEFAULT_SOCKET;
 	if (fd < 0) {
@@ -300,13 +309,6 @@ static int run_socket(const struct args *a, const struct run_as *run_as,
 		close(fd);
 		return EXIT_FAILED;
 	}
-	/* Workers inherit this mask; only the main thread takes the signals, by sigwait. */
-	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	struct saslauthd_server *server;
 	if (saslauthd_server_start(fd, settings, (unsigned)a->threads, &server, &error) < 0) {
 		fprintf(stderr, "samlgw-authd: %s\n", error);

@@ -143,17 +143,19 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	struct server *srv = server_new(base, cfg);
+	/* Taken before the ports listen: a SIGTERM sent as soon as clients can connect stops
+	 * the server cleanly once the loop runs, instead of killing it. */
+	sigs[0] = evsignal_new(base, SIGTERM, on_stop, srv);
+	sigs[1] = evsignal_new(base, SIGINT, on_stop, srv);
+	sigs[2] = evsignal_new(base, SIGHUP, on_hup, srv);
+	for (int i = 0; i < 3; i++)
+		event_add(sigs[i], NULL);
 	if (tls_load(srv, &error) < 0 || server_listen(srv, &error) < 0 ||
 	    drop_privileges(cfg->xmpp.user, &error) < 0)
 		goto out;
 	srv->redis = xredis_new(srv, &error);
 	if (srv->redis == NULL)
 		goto out;
-	sigs[0] = evsignal_new(base, SIGTERM, on_stop, srv);
-	sigs[1] = evsignal_new(base, SIGINT, on_stop, srv);
-	sigs[2] = evsignal_new(base, SIGHUP, on_hup, srv);
-	for (int i = 0; i < 3; i++)
-		event_add(sigs[i], NULL);
 	log_event(LOG_LEVEL_INFO, "started", "version", SAMLGW_VERSION, NULL);
 	event_base_dispatch(base);
 	log_event(LOG_LEVEL_INFO, "stopped", NULL);

@@ -104,16 +104,30 @@ class Server:
         self.config = self.dir / "samlgw.conf"
         domains = "".join("[domain %s]\ncert = %s\nkey = %s\n\n" % (
             d, certs / (d + ".pem"), certs / (d + ".key")) for d in DOMAINS)
-        self.config.write_text(
+        self._config_text = lambda: (
             "[log]\nlevel = debug\n\n"
             "[redis]\nurl = unix://%s\ntimeout_ms = %d\n\n"
             "[token]\nservices = xmpp\n\n"
             "[xmpp]\nlisten = 127.0.0.1:%d\nlisten_tls = 127.0.0.1:%d\n%s\n\n%s"
             % (redis.socket, redis_timeout, self.port, self.tls_port, extra, domains))
+        self.config.write_text(self._config_text())
         self.log_path = self.dir / "xmpp-core.log"
         self.proc = None
 
-    def start(self):
+    def start(self, attempts=5):
+        """Start xmpp-core and wait until both ports answer. A port that free_port() saw
+        free may be taken by another process (another test's client) before xmpp-core
+        binds it: then the server is started again on new ports."""
+        for attempt in range(attempts):
+            try:
+                return self._start_once()
+            except RuntimeError as e:
+                if "Address already in use" not in str(e) or attempt == attempts - 1:
+                    raise
+                self.port, self.tls_port = free_port(), free_port()
+                self.config.write_text(self._config_text())
+
+    def _start_once(self):
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen([XMPP_BIN, "--config", str(self.config)],
                                      stdin=subprocess.DEVNULL, stdout=self.log,
@@ -121,6 +135,8 @@ class Server:
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.proc = None
+                self.log.close()
                 raise RuntimeError("xmpp-core exited:\n" + self.log_text())
             try:
                 socket.create_connection(("127.0.0.1", self.tls_port), timeout=1).close()
