@@ -77,6 +77,7 @@ struct config {
 		long long request_ttl;
 		bool allow_unsolicited;
 		bool allow_sha1;
+		bool allow_unsigned_cbc;
 		char *discovery_url;
 	} saml;
 	struct {

@@ -298,10 +298,13 @@ const struct setting config_settings[] = {
 	 "request headers."},
 	{"http", "threads", SETTING_INT, TOP(http.threads), "0", 0, 256, NULL, 0, PROG_SAMLGW,
 	 "number", "Threads of the web server that read requests and write replies, each serving "
-	 "its connections over epoll; 0: one per CPU."},
+	 "its connections over epoll; a thread serving a single connection runs that request's "
+	 "handler itself while another thread stays free to accept (one thread always does). 0: "
+	 "one per CPU, plus one."},
 	{"http", "workers", SETTING_INT, TOP(http.workers), "0", 0, 1024, NULL, 0, PROG_SAMLGW,
 	 "number", "Threads that run the request handlers (they wait on Redis and do the RSA "
-	 "work), shared by all connections; 0: four per CPU, at least 8."},
+	 "work) of connections that share an epoll thread with others; 0: four per CPU, at "
+	 "least 8."},
 
 	{"saml", "entity_id", SETTING_STRING, TOP(saml.entity_id), NULL, 0, 0, v_uri, PROG_SAMLGW,
 	 PROG_SAMLGW, "URI", "This service provider's SAML entityID."},
@@ -326,6 +329,13 @@ const struct setting config_settings[] = {
 	 "Accept IdP-initiated responses (without InResponseTo). Off by default."},
 	{"saml", "allow_sha1", SETTING_BOOL, TOP(saml.allow_sha1), "no", 0, 0, NULL, 0,
 	 PROG_SAMLGW, "yes or no", "Accept RSA-SHA1 signatures and SHA-1 digests from IdPs."},
+	{"saml", "allow_unsigned_cbc", SETTING_BOOL, TOP(saml.allow_unsigned_cbc), "no", 0, 0, NULL,
+	 0, PROG_SAMLGW, "yes or no",
+	 "Accept an assertion encrypted with AES-CBC in a Response that is not signed. Its "
+	 "ciphertext is then decrypted before any signature covers it, which is what the XML "
+	 "Encryption CBC attack needs; off, such Responses are refused before decryption and "
+	 "the IdP must sign the Response or encrypt with AES-GCM (this SP's metadata asks for "
+	 "GCM first)."},
 	{"saml", "discovery_url", SETTING_STRING, TOP(saml.discovery_url), NULL, 0, 0, v_url, 0,
 	 PROG_SAMLGW, "URL",
 	 "A SAML discovery service (IdP chooser) to send users to when several IdPs are known; "

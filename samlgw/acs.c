@@ -190,6 +190,11 @@ struct parsed {
 	char *in_response_to;
 	time_t replay_until;
 	const struct idp *idp;
+	/* An AES-CBC assertion of an unsigned Response was decrypted and no signature has
+	 * vouched for it yet: a refusal now reads as decryption_failed (the log line keeps
+	 * the detail), so the page does not tell whether modified ciphertext decrypted to
+	 * well-formed XML. */
+	bool cbc_unverified;
 };
 
 static int check_message(struct check *c, struct sp *sp, struct parsed *p, const char *xml,
@@ -243,7 +248,15 @@ static int check_message(struct check *c, struct sp *sp, struct parsed *p, const
 	xmlNode *a;
 	if (enc == 1) {
 		xmlNode *ea = xml_child(resp, NS_SAML, "EncryptedAssertion");
-		/* Every failure from here on has the same reason, whatever step failed (no
+		if (!resp_signed && xmlenc_is_cbc(ea)) {
+			if (!cfg->saml.allow_unsigned_cbc)
+				REFUSE(REFUSE_CBC_UNSIGNED,
+				       "the assertion is encrypted with AES-CBC in an unsigned Response "
+				       "(the IdP must sign the Response or use AES-GCM; "
+				       "saml.allow_unsigned_cbc accepts it)");
+			p->cbc_unverified = true;
+		}
+		/* Every failure of the decryption has the same reason, whatever step failed (no
 		 * padding or format oracle for the client; the log has the detail). */
 		a = xmlenc_decrypt(sp->decryptor, ea, &error);
 		if (a == NULL)
@@ -275,6 +288,7 @@ static int check_message(struct check *c, struct sp *sp, struct parsed *p, const
 		       "assertion signature: %s", error);
 	if (!resp_signed && !a_signed)
 		REFUSE(REFUSE_UNSIGNED, "neither the Response nor the assertion is signed");
+	p->cbc_unverified = false; /* the IdP's signature covers the plaintext now */
 
 	const char *irt = xml_attr(resp, "InResponseTo");
 	if (irt != NULL && (*irt == '\0' || strlen(irt) > 256))
@@ -329,8 +343,11 @@ int acs_check_xml(struct sp *sp, const char *xml, size_t len, time_t now,
 	struct check chk = {0}, *c = &chk;
 	struct saml_attrs attrs = {0};
 	int ret = -1;
-	if (check_message(c, sp, &p, xml, len, now) < 0)
+	if (check_message(c, sp, &p, xml, len, now) < 0) {
+		if (p.cbc_unverified)
+			c->reason = REFUSE_DECRYPTION;
 		goto out;
+	}
 	if (attrs_from_assertion(p.assertion, p.idp, &attrs, &c->reason, &c->error) < 0)
 		goto out;
 	if (identity_from_attrs(sp->cfg, p.idp, p.issuer, &attrs, &out->id, &c->reason,

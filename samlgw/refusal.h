@@ -16,6 +16,7 @@
 	X(REFUSE_SHA1, "sha1")                                                             \
 	X(REFUSE_ASSERTION_COUNT, "assertion_count")                                       \
 	X(REFUSE_DECRYPTION, "decryption_failed")                                          \
+	X(REFUSE_CBC_UNSIGNED, "cbc_unsigned")                                             \
 	X(REFUSE_ISSUER, "issuer_mismatch")                                                \
 	X(REFUSE_SUBJECT_CONFIRMATION, "subject_confirmation")                             \
 	X(REFUSE_RECIPIENT, "recipient")                                                   \

@@ -611,6 +611,14 @@ static xmlNode *replace(xmlNode *ea, xmlNode *ed, const unsigned char *plain, si
 	return el;
 }
 
+bool xmlenc_is_cbc(xmlNode *ea)
+{
+	struct enc_data d = {0};
+	xmlNode *ed;
+	const char *error;
+	return parse(ea, &d, &ed, &error) == 0 && !d.alg->gcm;
+}
+
 xmlNode *xmlenc_decrypt(struct xmlenc_key *k, xmlNode *ea, const char **error_r)
 {
 	struct enc_data d = {0};

@@ -27,6 +27,7 @@
 #ifndef SAMLGW_XMLENC_H
 #define SAMLGW_XMLENC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <libxml/tree.h>
@@ -44,6 +45,12 @@ struct xmlenc_key;
 int xmlenc_key_new(const char *pem, size_t len, struct xmlenc_key **key_r,
 		   const char **error_r);
 void xmlenc_key_free(struct xmlenc_key *key);
+
+/* True when ea has the shape above and its data is encrypted with AES-CBC, which is not
+ * authenticated: unless a signature checked before decryption covers the ciphertext, the
+ * outcome of decrypting modified ciphertext tells an attacker about the plaintext (the
+ * XML Encryption CBC attack). Costs no cryptography. */
+bool xmlenc_is_cbc(xmlNode *ea);
 
 /* Decrypt the EncryptedData of ea (a saml:EncryptedAssertion) in place: it is replaced by
  * the one element of the plaintext, parsed in ea's context (namespaces in scope there

@@ -221,6 +221,12 @@ def stack(tmp_path_factory, redis):
 
 
 @pytest.fixture(scope="module")
+def stack_cbc(tmp_path_factory, redis):
+    """The default stack with saml.allow_unsigned_cbc = yes."""
+    yield from _stack(tmp_path_factory, redis, extra_saml="allow_unsigned_cbc = yes\n")
+
+
+@pytest.fixture(scope="module")
 def stack_encrypted(tmp_path_factory, redis):
     yield from _stack(tmp_path_factory, redis, idp_args=["--encrypt-assertion"])
 

@@ -19,7 +19,9 @@ CASES = [
                              second_assertion={"user": "mallory", "sign_assertion": False})),
     ("assertion_count", dict(sign="assertion", after_sign=lambda root: _hide_assertion(root))),
     ("unsigned", dict(sign="none")),
-    ("unsigned", dict(sign="none", encrypt=True)),
+    # AES-CBC in an unsigned Response is refused before decryption (cbc_unsigned, see
+    # test_cbc_*); with AES-GCM the same message is decrypted and found unsigned.
+    ("unsigned", dict(sign="none", encrypt=True, data_alg="aes128-gcm")),
     ("unsigned", dict(after_sign=samltest.strip_signatures)),
     ("signature_invalid", dict(after_sign=lambda root: _tamper(root))),
     ("signature_invalid", dict(sign="assertion", after_sign=lambda root: _tamper(root))),
@@ -52,8 +54,9 @@ CASES = [
     # RSA PKCS#1 v1.5 key transport is refused before any private-key operation
     # (a Bleichenbacher oracle otherwise), signed or not.
     ("decryption_failed", dict(encrypt=True, key_alg="rsa-1_5")),
-    ("decryption_failed", dict(encrypt=True, sign="assertion", key_alg="rsa-1_5")),
-    ("decryption_failed", dict(encrypt=True, sign="assertion",
+    ("decryption_failed", dict(encrypt=True, sign="assertion", key_alg="rsa-1_5",
+                               data_alg="aes128-gcm")),
+    ("decryption_failed", dict(encrypt=True, sign="assertion", data_alg="aes128-gcm",
                                after_sign=lambda root: _no_encrypted_data(root))),
     ("scope", dict(attrs={"eduPersonPrincipalName": "alice@evil.example.net"})),
     ("scope", dict(attrs={"eduPersonPrincipalName": "alice@x@example.org"})),
@@ -104,7 +107,7 @@ def test_check(stack, reason, knobs):
     gw, idp = stack
     # The control keeps how the message is protected (unless that is the fault).
     control = {k: v for k, v in knobs.items()
-               if k == "encrypt" or (k == "sign" and v != "none")}
+               if k in ("encrypt", "data_alg") or (k == "sign" and v != "none")}
     accepted(post(gw, idp, **control)[0])
     page, _ = post(gw, idp, **knobs)
     refused_with(gw, page, reason)
@@ -164,9 +167,26 @@ def test_clock_skew_default(stack):
 
 def test_encrypted_accepted(stack):
     gw, idp = stack
-    accepted(post(gw, idp, encrypt=True)[0])
-    accepted(post(gw, idp, encrypt=True, sign="assertion")[0])
+    accepted(post(gw, idp, encrypt=True)[0])  # AES-128-CBC, the Response signed
+    accepted(post(gw, idp, encrypt=True, sign="assertion", data_alg="aes128-gcm")[0])
     accepted(post(gw, idp, encrypt=True, data_alg="aes256-gcm")[0])
+
+
+@pytest.mark.parametrize("data_alg", ["aes128-cbc", "aes256-cbc"])
+def test_cbc_in_an_unsigned_response_refused(stack, data_alg):
+    """An AES-CBC assertion is decrypted only when the Response's signature (checked
+    first) covers its ciphertext: in an unsigned Response it is refused before any
+    private-key operation (saml.allow_unsigned_cbc is off by default). Controls: the same
+    assertion in a signed Response, and the unsigned Response with AES-GCM."""
+    gw, idp = stack
+    accepted(post(gw, idp, encrypt=True, sign="both", data_alg=data_alg)[0])
+    accepted(post(gw, idp, encrypt=True, sign="assertion", data_alg="aes128-gcm")[0])
+    line = refused_with(gw, post(gw, idp, encrypt=True, sign="assertion",
+                                 data_alg=data_alg)[0], "cbc_unsigned")
+    assert "saml.allow_unsigned_cbc" in line
+    # Nothing signed at all: refused the same way, still before decryption.
+    refused_with(gw, post(gw, idp, encrypt=True, sign="none", data_alg=data_alg)[0],
+                 "cbc_unsigned")
 
 
 def test_body_cap(stack):

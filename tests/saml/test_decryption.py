@@ -1,7 +1,9 @@
 """EncryptedAssertion decryption (samlgw/xmlenc.c) through the ACS: each odd or broken
 variant next to its control (the same encryption without the fault is accepted). The
 Responses are signed on the assertion only, then encrypted by hand with
-samltest.xmlenc_assertion, so any part of the XML Encryption can be altered."""
+samltest.xmlenc_assertion, so any part of the XML Encryption can be altered. The Response
+itself is not signed, so AES-CBC needs saml.allow_unsigned_cbc, which stack_cbc sets (the
+default refusal is tested in test_acs_checks.py)."""
 import pytest
 
 import samltest
@@ -55,20 +57,20 @@ ACCEPTED = {
 
 
 @pytest.mark.parametrize("knobs", ACCEPTED.values(), ids=list(ACCEPTED))
-def test_accepted(stack, knobs):
-    gw, idp = stack
+def test_accepted(stack_cbc, knobs):
+    gw, idp = stack_cbc
     accepted(enc_post(gw, idp, **knobs))
 
 
-def test_two_keys_first_for_another_recipient(stack, other_cert):
-    gw, idp = stack
+def test_two_keys_first_for_another_recipient(stack_cbc, other_cert):
+    gw, idp = stack_cbc
     accepted(enc_post(gw, idp, keys=[other_cert, gw.sp_cert]))
     accepted(enc_post(gw, idp, keys=[other_cert, gw.sp_cert], place="retrieval"))
     refused_with(gw, enc_post(gw, idp, keys=[other_cert, other_cert]), "decryption_failed")
 
 
-def test_at_most_four_keys(stack, other_cert):
-    gw, idp = stack
+def test_at_most_four_keys(stack_cbc, other_cert):
+    gw, idp = stack_cbc
     accepted(enc_post(gw, idp, keys=[other_cert] * 3 + [gw.sp_cert]))
     line = refused_with(gw, enc_post(gw, idp, keys=[other_cert] * 4 + [gw.sp_cert]),
                         "decryption_failed")
@@ -119,8 +121,8 @@ def _shape(root, fn):
 
 
 @pytest.mark.parametrize("name,knobs,detail", REFUSED, ids=[r[0] for r in REFUSED])
-def test_refused(stack, other_cert, name, knobs, detail):
-    gw, idp = stack
+def test_refused(stack_cbc, other_cert, name, knobs, detail):
+    gw, idp = stack_cbc
     knobs = dict(knobs)
     if knobs.get("keys") == ["OTHER"]:
         knobs["keys"] = [other_cert]
@@ -198,8 +200,8 @@ def _retrieve_data(ea):
 
 
 @pytest.mark.parametrize("name,fn,detail", STRUCTURE, ids=[s[0] for s in STRUCTURE])
-def test_structure_refused(stack, name, fn, detail):
-    gw, idp = stack
+def test_structure_refused(stack_cbc, name, fn, detail):
+    gw, idp = stack_cbc
     place = "retrieval" if name.startswith("retrieval") else "keyinfo"
     accepted(enc_post(gw, idp, place=place))
     page = post(gw, idp, sign="assertion", after_sign=lambda root: _shape(
@@ -208,9 +210,9 @@ def test_structure_refused(stack, name, fn, detail):
     assert detail in line, line
 
 
-def test_plaintext_is_utf8_in_a_latin1_response(stack):
+def test_plaintext_is_utf8_in_a_latin1_response(stack_cbc):
     """XML Encryption serialises the assertion in UTF-8, whatever the Response declares."""
-    gw, idp = stack
+    gw, idp = stack_cbc
 
     def hook(root):
         a = samltest.find(root, "saml:Assertion")
@@ -221,3 +223,33 @@ def test_plaintext_is_utf8_in_a_latin1_response(stack):
     page = post(gw, idp, sign="assertion", attrs={"displayName": "J\u00fcrgen Gro\u00df"},
                 after_sign=hook)[0]
     accepted(page)
+
+
+def _tamper_then_encrypt(gw, data_alg):
+    def f(root):
+        for v in root.iter(samltest.SAML + "AttributeValue"):
+            if v.text and v.text.startswith("alice@"):
+                v.text = "bob@example.org"  # after signing: the signature no longer holds
+        return samltest.xmlenc_assertion(root, gw.sp_cert, data_alg=data_alg)
+    return f
+
+
+def test_unsigned_cbc_refusals_read_alike_until_the_signature_holds(stack_cbc):
+    """With saml.allow_unsigned_cbc, an AES-CBC assertion of an unsigned Response is
+    decrypted before any signature covers it; until the assertion's signature verifies,
+    every refusal reads as decryption_failed (the log line keeps the real reason), so the
+    page does not tell whether changed ciphertext decrypted to well-formed XML. Controls:
+    the same with AES-GCM shows the real reason; after the signature holds, reasons are
+    the checks' own again."""
+    gw, idp = stack_cbc
+    accepted(enc_post(gw, idp))
+    line = refused_with(gw, post(gw, idp, sign="assertion",
+                                 after_sign=_tamper_then_encrypt(gw, "aes128-cbc"))[0],
+                        "decryption_failed")
+    assert "assertion signature" in line, line
+    refused_with(gw, post(gw, idp, sign="assertion",
+                          after_sign=_tamper_then_encrypt(gw, "aes128-gcm"))[0],
+                 "signature_invalid")
+    refused_with(gw, post(gw, idp, sign="assertion", audience="https://other.example.org/sp",
+                          after_sign=lambda root: samltest.xmlenc_assertion(root, gw.sp_cert))[0],
+                 "audience")
