@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,4 +246,13 @@ bool utf8_printable(const char *s, size_t len)
 		i += n + 1;
 	}
 	return true;
+}
+
+void block_stop_signals(sigset_t *set_r)
+{
+	sigemptyset(set_r);
+	sigaddset(set_r, SIGTERM);
+	sigaddset(set_r, SIGINT);
+	sigaddset(set_r, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set_r, NULL);
 }

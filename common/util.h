@@ -1,8 +1,10 @@
 /* Small helpers shared by every component: bounded string handling, number parsing,
- * reading a file with a size cap, constant-time comparison and wiping of secrets. */
+ * reading a file with a size cap, constant-time comparison, wiping of secrets and the
+ * daemons' signal mask. */
 #ifndef SAMLGW_UTIL_H
 #define SAMLGW_UTIL_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -58,5 +60,10 @@ void secret_free(char *s);
 
 /* True when s is valid UTF-8 without control characters (U+0000..U+001F, U+007F). */
 bool utf8_printable(const char *s, size_t len);
+
+/* Block SIGTERM, SIGINT and SIGHUP in the calling thread (threads it starts later inherit
+ * the mask) and put them in *set_r, for a daemon whose main thread takes them with
+ * sigwait(). Called before its sockets listen, so an early SIGTERM is a clean stop. */
+void block_stop_signals(sigset_t *set_r);
 
 #endif

@@ -158,11 +158,7 @@ int main(int argc, char **argv)
 	/* Signals are taken by sigwait() in this thread only; the server's threads inherit
 	 * the mask. */
 	sigset_t sigs;
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	block_stop_signals(&sigs);
 	signal(SIGPIPE, SIG_IGN);
 
 	if (app_init(&app, cfg, sp, templates, &error) < 0) {

@@ -277,11 +277,7 @@ static int run_socket(const struct args *a, const struct run_as *run_as,
 	 * waits for sigwait below (a clean stop that removes the socket) instead of killing
 	 * the process. Workers inherit this mask; only the main thread takes the signals. */
 	sigset_t set;
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	block_stop_signals(&set);
 	int fd = activated_socket();
 	const char *path = a->socket != NULL ? a->socket : DEFAULT_SOCKET;
 	if (fd < 0) {

@@ -1,5 +1,6 @@
 """samlgw as a program: --version/--help/--check, refusals to start, /healthz, /metrics and
 the SP metadata it publishes, and the web server's handling of connections."""
+import contextlib
 import http.client
 import os
 import socket
@@ -185,23 +186,32 @@ def _metadata(conn):
     return r.status, r.read()
 
 
+@contextlib.contextmanager
+def _hung_redis(gw):
+    """Redis paused for the block. Yields (results, wait): wait(n) starts n requests that
+    wait on it (see _start_waiting), results collects their statuses. On leaving, Redis
+    resumes and each of them must have ended with 200 or 503."""
+    results, threads = [], []
+    gw.redis.pause()
+    try:
+        yield results, lambda n: threads.extend(_start_waiting(gw, n, results))
+    finally:
+        gw.redis.resume()
+        for t in threads:
+            t.join()
+    assert len(results) == len(threads) and set(results) <= {200, 503}, results
+
+
 def test_blocked_handlers_do_not_hold_up_other_requests(stack):
     """Requests waiting on a hung Redis (up to redis.timeout_ms each) hold up no other
     connection: one epoll thread always stays free to accept and answer (a handler runs on
     an epoll thread only while another one is free, else on a worker)."""
     gw, _ = stack
-    results = []
-    gw.redis.pause()
-    try:
-        threads = _start_waiting(gw, 3, results)
+    with _hung_redis(gw) as (results, wait):
+        wait(3)
         status, _, body = get(gw.url + "/saml/metadata")
         assert status == 200 and b"EntityDescriptor" in body
         assert results == []  # answered while the three still wait on Redis
-    finally:
-        gw.redis.resume()
-        for t in threads:
-            t.join()
-    assert len(results) == 3 and set(results) <= {200, 503}, results
     assert get(gw.url + "/healthz")[0] == 200
 
 
@@ -211,20 +221,15 @@ def test_blocked_handlers_do_not_hold_up_an_open_connection(stack):
     other connection. The first waiting request occupies one of the two epoll threads, so
     the kept connection and the later waiting ones share the other."""
     gw, _ = stack
-    results, threads = [], []
     kept = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
-    gw.redis.pause()
     try:
-        threads += _start_waiting(gw, 1, results)
-        status, body = _metadata(kept)
-        assert status == 200 and b"EntityDescriptor" in body
-        threads += _start_waiting(gw, 2, results)
-        status, body = _metadata(kept)  # the same connection, now
-        assert status == 200 and b"EntityDescriptor" in body
-        assert results == []  # answered while the three still wait on Redis
+        with _hung_redis(gw) as (results, wait):
+            wait(1)
+            status, body = _metadata(kept)
+            assert status == 200 and b"EntityDescriptor" in body
+            wait(2)
+            status, body = _metadata(kept)  # the same connection, now
+            assert status == 200 and b"EntityDescriptor" in body
+            assert results == []  # answered while the three still wait on Redis
     finally:
-        gw.redis.resume()
-        for t in threads:
-            t.join()
         kept.close()
-    assert len(results) == 3 and set(results) <= {200, 503}, results
