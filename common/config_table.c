@@ -333,9 +333,11 @@ const struct setting config_settings[] = {
 	 0, PROG_SAMLGW, "yes or no",
 	 "Accept an assertion encrypted with AES-CBC in a Response that is not signed. Its "
 	 "ciphertext is then decrypted before any signature covers it, which is what the XML "
-	 "Encryption CBC attack needs; off, such Responses are refused before decryption and "
-	 "the IdP must sign the Response or encrypt with AES-GCM (this SP's metadata asks for "
-	 "GCM first)."},
+	 "Encryption CBC attack needs, and an attacker can relabel an AES-GCM assertion as "
+	 "CBC to attack it the same way; keep /metrics unreachable from outside then (its ACS "
+	 "timings are precise). Off, such Responses are refused before decryption and the IdP "
+	 "must sign the Response or encrypt with AES-GCM (this SP's metadata asks for GCM "
+	 "first)."},
 	{"saml", "discovery_url", SETTING_STRING, TOP(saml.discovery_url), NULL, 0, 0, v_url, 0,
 	 PROG_SAMLGW, "URL",
 	 "A SAML discovery service (IdP chooser) to send users to when several IdPs are known; "

@@ -42,7 +42,8 @@ struct http_server {
 	unsigned n_workers;
 
 	/* Handlers running on an epoll thread itself (see on_request); at most
-	 * n_threads - 1, so one epoll thread always goes on accepting connections. */
+	 * n_threads - 1, so one epoll thread always goes on accepting connections (up to its
+	 * share of HTTP_CONNECTIONS_MAX: libmicrohttpd divides the limit among the threads). */
 	unsigned n_threads;
 	atomic_uint inline_running;
 };
@@ -191,9 +192,17 @@ static void wake_one(struct http_server *s)
 	pthread_cond_signal(&w->wake);
 }
 
-static void enqueue(struct http_server *s, struct http_request *req)
+/* Suspend the request's connection and queue it for a worker; false when the workers are
+ * stopping (http_stop): then nothing would resume the connection, and libmicrohttpd
+ * refuses to stop with a suspended one, so the caller answers it itself. */
+static bool enqueue(struct http_server *s, struct http_request *req)
 {
 	pthread_mutex_lock(&s->lock);
+	if (s->stopping) {
+		pthread_mutex_unlock(&s->lock);
+		return false;
+	}
+	MHD_suspend_connection(req->conn);
 	if (s->tail != NULL)
 		s->tail->next = req;
 	else
@@ -201,6 +210,7 @@ static void enqueue(struct http_server *s, struct http_request *req)
 	s->tail = req;
 	wake_one(s);
 	pthread_mutex_unlock(&s->lock);
+	return true;
 }
 
 static enum MHD_Result send_too_large(struct MHD_Connection *conn)
@@ -289,8 +299,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		atomic_fetch_sub(&s->inline_running, 1);
 		return send_reply(conn, &req->reply);
 	}
-	MHD_suspend_connection(conn);
-	enqueue(s, req);
+	if (!enqueue(s, req)) {
+		run_handler(s, req);
+		return send_reply(conn, &req->reply);
+	}
 	return MHD_YES;
 }
 
