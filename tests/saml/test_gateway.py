@@ -233,3 +233,35 @@ def test_blocked_handlers_do_not_hold_up_an_open_connection(stack):
             assert results == []  # answered while the three still wait on Redis
     finally:
         kept.close()
+
+
+def test_stops_cleanly_under_load(stack):
+    """SIGTERM while keep-alive clients keep sending requests: every request that completes
+    while the workers stop is still answered, and samlgw exits 0 (libmicrohttpd aborts
+    when it is stopped with a connection suspended for a worker that is gone)."""
+    gw, _ = stack
+    for _ in range(5):
+        stop = threading.Event()
+
+        def client():
+            conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+            try:
+                while not stop.is_set():
+                    conn.request("GET", "/healthz")
+                    conn.getresponse().read()
+            except (OSError, http.client.HTTPException):
+                pass  # the server went away
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=client) for _ in range(12)]
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        try:
+            gw.stop()  # raises unless samlgw exited 0 with nothing reported
+        finally:
+            stop.set()
+            for t in threads:
+                t.join()
+        gw.start()
