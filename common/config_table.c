@@ -115,6 +115,21 @@ static bool v_public_url(const char *value, const char **error_r)
 		*error_r = "must not end with '/'";
 		return false;
 	}
+	/* Browsers send the page's origin with the host in lower case and without the
+	 * scheme's default port; POSTs are checked against it (and the IdP compares URLs
+	 * built from this one byte for byte). */
+	size_t hlen = strcspn(rest, "/");
+	for (size_t i = 0; i < hlen; i++) {
+		if (rest[i] >= 'A' && rest[i] <= 'Z') {
+			*error_r = "must have its host in lower case, as browsers send it";
+			return false;
+		}
+	}
+	const char *dflt = rest == value + 8 ? ":443" : ":80";
+	if (hlen > strlen(dflt) && strncmp(rest + hlen - strlen(dflt), dflt, strlen(dflt)) == 0) {
+		*error_r = "must leave out the scheme's default port (:443 for https, :80 for http)";
+		return false;
+	}
 	return true;
 }
 
@@ -293,7 +308,7 @@ const struct setting config_settings[] = {
 	{"http", "listen", SETTING_STRING, TOP(http.listen), "127.0.0.1:8080", 0, 0, v_listen, 0,
 	 PROG_SAMLGW, "HOST:PORT", "Where samlgw's web server listens (behind a TLS reverse proxy)."},
 	{"http", "public_url", SETTING_STRING, TOP(http.public_url), NULL, 0, 0, v_public_url,
-	 PROG_SAMLGW, PROG_SAMLGW, "https://HOST[:PORT][/PATH]",
+	 PROG_SAMLGW, PROG_SAMLGW, "https://HOST[:PORT][/PATH], host in lower case",
 	 "The external base URL; every URL samlgw shows or signs is built from it, never from "
 	 "request headers."},
 	{"http", "threads", SETTING_INT, TOP(http.threads), "0", 0, 256, NULL, 0, PROG_SAMLGW,

@@ -92,13 +92,24 @@ static bool check_csrf(struct app *app, struct http_request *req, struct http_re
 	return false;
 }
 
-/* For the state-changing POSTs: a session and a matching CSRF token (and Origin), else the
- * reply is already made. On true the caller owns *s. */
+/* For the state-changing POSTs: a session, a well-formed form body and a matching CSRF
+ * token (and Origin), else the reply is already made. On true the caller owns *s. */
 static bool need_form_session(struct app *app, struct http_request *req,
 			      struct http_reply *reply, struct session *s)
 {
 	if (!need_session(app, req, reply, s, false))
 		return false;
+	if (http_form_bad(req)) {
+		/* Not a form (a NUL, a bad escape, too many fields): nothing of it is used. */
+		char ref[13];
+		page_new_ref(ref);
+		log_event(LOG_LEVEL_WARN, "request_refused", "ref", ref, "path", req->path, "jid",
+			  s->data.jid, "reason", "the form body is not application/x-www-form-urlencoded",
+			  NULL);
+		page_error(app, req, reply, 400, ref, "bad_request", NULL);
+		session_clear(s);
+		return false;
+	}
 	if (!check_csrf(app, req, reply, s)) {
 		session_clear(s);
 		return false;
@@ -214,14 +225,6 @@ static char *asked_services(struct app *app, struct http_request *req, const cha
 	return canonical;
 }
 
-/* {"protocol":"xmpp","address":JID,"password":TOKEN}: both are plain ASCII without quotes
- * or backslashes (a normalised JID holds neither, a token is base64url). */
-static char *provisioning_json(const char *jid, const char *token)
-{
-	return xasprintf("{\"protocol\":\"xmpp\",\"address\":\"%s\",\"password\":\"%s\"}", jid,
-			 token);
-}
-
 void account_issue(struct app *app, struct http_request *req, struct http_reply *reply)
 {
 	struct session s;
@@ -279,8 +282,7 @@ void account_issue(struct app *app, struct http_request *req, struct http_reply 
 	snprintf(ttl_s, sizeof(ttl_s), "%lld", ttl);
 	log_event(LOG_LEVEL_INFO, "token_issued", "jid", s.data.jid, "id", info.id, "services",
 		  info.services, "ttl", ttl_s, "label", info.label, "via", "web", NULL);
-	char *json = provisioning_json(s.data.jid, token);
-	char *svg = NULL;
+	char *json = NULL, *svg = NULL;
 	const char *qerr;
 	struct tmpl_vars *vars = tmpl_vars_new();
 	set_common(app, vars, &s);
@@ -291,7 +293,8 @@ void account_issue(struct app *app, struct http_request *req, struct http_reply 
 	char expires[40];
 	format_time(info.expires, expires, sizeof(expires));
 	tmpl_set(vars, "expires", expires);
-	if (qr_svg(json, &svg, &qerr) == 0) {
+	if (qr_xmpp_provisioning(s.data.jid, token, &json, &qerr) == 0 &&
+	    qr_svg(json, &svg, &qerr) == 0) {
 		tmpl_set_html(vars, "qr_svg", svg);
 		secret_free(svg);
 	} else {

@@ -2,6 +2,7 @@
 login -> IdP -> ACS -> account page -> issue -> samlgw-token verify -> revoke -> verify fails,
 for signed and for signed+encrypted assertions."""
 import re
+import urllib.parse
 
 import samltest
 
@@ -95,3 +96,39 @@ def test_new_login_ends_the_previous_session(stack):
     r = samltest.Browser().get(gw.url + "/", follow=False,
                                headers={"Cookie": "samlgw_session=" + first})
     assert r.status in (302, 303), (r.status, r.text[:300])
+
+
+def test_malformed_form_refused(stack):
+    """A state-changing POST whose body is not a well-formed form (here a %00 in the label)
+    is refused as a whole with 400, not acted on with the fields read so far. Control: the
+    same form, well formed, issues a token."""
+    gw, idp = stack
+    b, page = login(gw, idp)
+    form = next(f for f in page.forms if f.action.endswith("/tokens"))
+    values = dict(form.values(label="laptop"))
+    body = urllib.parse.urlencode(values).replace("label=laptop", "label=lap%00top")
+
+    def labels():
+        r = gw.token_cli("list", "--jid", "alice@example.org")
+        assert r.returncode == 0, r.stderr
+        return r.stdout.count("laptop")
+    before = labels()
+    bad = b.post(form.action, body, follow=False,
+                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert bad.status == 400, (bad.status, bad.text)
+    assert labels() == before
+    assert issue(b, gw, page).status == 200
+    assert labels() == before + 1
+
+
+def test_page_policy_headers(stack):
+    """Pages carry a Content-Security-Policy that allows nothing but their own stylesheet and
+    script (by hash), images from here, forms posting here, and no framing."""
+    gw, idp = stack
+    _, page = login(gw, idp)
+    csp = {d.split()[0]: d.split()[1:] for d in
+           (x.strip() for x in page.headers["Content-Security-Policy"].split(";")) if d}
+    assert csp["default-src"] == ["'none'"]
+    assert csp["form-action"] == ["'self'"]
+    assert csp["frame-ancestors"] == ["'none'"]
+    assert all(s.startswith("'sha256-") for s in csp["style-src"] + csp["script-src"])

@@ -163,6 +163,18 @@ static void test_values(void **state)
 			"0.14; use a unix socket or a local tunnel\n");
 	expect_problems("[http]\npublic_url = https://chat.example.org/\n", PROG_TOKEN,
 			"t.conf:2: [http] public_url: must not end with '/'\n");
+	expect_problems("[http]\npublic_url = https://Chat.example.org/chat\n", PROG_TOKEN,
+			"t.conf:2: [http] public_url: must have its host in lower case, as "
+			"browsers send it\n");
+	expect_problems("[http]\npublic_url = https://chat.example.org:443\n", PROG_TOKEN,
+			"t.conf:2: [http] public_url: must leave out the scheme's default port "
+			"(:443 for https, :80 for http)\n");
+	expect_problems("[http]\npublic_url = http://chat.example.org:80/x\n", PROG_TOKEN,
+			"t.conf:2: [http] public_url: must leave out the scheme's default port "
+			"(:443 for https, :80 for http)\n");
+	/* Other ports stay, upper case after the host is the path's business. */
+	expect_problems("[http]\npublic_url = https://chat.example.org:8443/Chat\n", PROG_TOKEN,
+			"");
 	expect_problems("[xmpp]\nlisten = 5222\n", PROG_TOKEN,
 			"t.conf:2: [xmpp] listen: must be HOST:PORT, with an IPv6 host in "
 			"brackets ([::1]:5222)\n");
