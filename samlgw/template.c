@@ -164,7 +164,7 @@ static void make_csp(struct templates *T)
 	hash_source(script, sizeof(script), "script-src",
 		    tmpl_vars_find(T->builtins, "script")->str);
 	T->csp = xasprintf("default-src 'none'; %s; %s; img-src 'self' data:; "
-			   "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+			   "base-uri 'none'; frame-ancestors 'none'",
 			   style, script);
 }
 
