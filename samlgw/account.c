@@ -1,5 +1,6 @@
 /* The account page (GET /), issuing (POST /tokens) and revoking (POST /tokens/revoke)
- * tokens, and logging out (POST /logout). Every POST needs the session and its CSRF token.
+ * tokens, and logging out (POST /logout, and the page that asks for it after a SAML logout
+ * message). Every POST needs the session and its CSRF token.
  * A new token is shown once, in the answer to the POST, and never stored in clear. */
 #include "app.h"
 #include "http.h"
@@ -22,6 +23,7 @@ void account_page(struct app *app, struct http_request *req, struct http_reply *
 void account_issue(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_revoke(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_logout(struct app *app, struct http_request *req, struct http_reply *reply);
+void account_logout_confirm(struct app *app, struct http_request *req, struct http_reply *reply);
 
 static void format_time(long long t, char *buf, size_t size)
 {
@@ -362,5 +364,21 @@ void account_logout(struct app *app, struct http_request *req, struct http_reply
 	char *to = xasprintf("%s/login", app->cfg->http.public_url);
 	http_reply_redirect(reply, 303, to);
 	free(to);
+	session_clear(&s);
+}
+
+/* A SAML logout message arrived (/saml/slo): signed in, the user confirms with the logout
+ * form (its CSRF token), since nothing here checks who sent the message; signed out, on to
+ * the login. */
+void account_logout_confirm(struct app *app, struct http_request *req, struct http_reply *reply)
+{
+	struct session s;
+	if (!need_session(app, req, reply, &s, true))
+		return;
+	log_event(LOG_LEVEL_INFO, "logout_asked", "jid", s.data.jid, "via", "slo", NULL);
+	struct tmpl_vars *vars = tmpl_vars_new();
+	set_common(app, vars, &s);
+	page_render(app, req, reply, 200, "logout", vars, s.data.csrf);
+	tmpl_vars_free(vars);
 	session_clear(&s);
 }

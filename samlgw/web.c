@@ -18,6 +18,7 @@ void account_page(struct app *app, struct http_request *req, struct http_reply *
 void account_issue(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_revoke(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_logout(struct app *app, struct http_request *req, struct http_reply *reply);
+void account_logout_confirm(struct app *app, struct http_request *req, struct http_reply *reply);
 
 #define TEXT "text/plain; charset=utf-8"
 
@@ -209,10 +210,10 @@ static void acs(struct app *app, struct http_request *req, struct http_reply *re
 	sp_unref(sp);
 }
 
-/* Single logout: ends the local session (IdP-initiated LogoutRequests and the answers to
- * ours arrive here too; either way the session here is over). Only a SAML logout message
- * does: a bare link to this URL from another site must not log anyone out (the user's own
- * logout is POST /logout with its CSRF token). */
+/* Single logout: IdP-initiated LogoutRequests (and answers to ours) arrive here. The
+ * message is not verified yet, so it cannot end the session by itself (a link from another
+ * site could carry one): a signed-in user is asked to confirm with the logout form
+ * (POST /logout with its CSRF token). Without a SAML message: 400. */
 static void slo(struct app *app, struct http_request *req, struct http_reply *reply)
 {
 	bool post = strcmp(req->method, "POST") == 0;
@@ -229,11 +230,7 @@ static void slo(struct app *app, struct http_request *req, struct http_reply *re
 		page_error(app, req, reply, 400, ref, "bad_request", NULL);
 		return;
 	}
-	session_end(app, req, reply);
-	log_event(LOG_LEVEL_INFO, "logout", "via", "slo", NULL);
-	char *to = xasprintf("%s/login", app->cfg->http.public_url);
-	http_reply_redirect(reply, 303, to);
-	free(to);
+	account_logout_confirm(app, req, reply);
 }
 
 void web_handle(void *ctx, struct http_request *req, struct http_reply *reply)

@@ -62,20 +62,31 @@ def test_flow_signed_encrypted(stack_encrypted):
         else b"EncryptedAssertion" in last["xml"]
 
 
-def test_slo_needs_a_saml_message(stack):
-    """A bare link to /saml/slo (say, an <img> on another site) logs nobody out; a SAML
-    logout message does."""
+def test_slo_asks_before_it_logs_out(stack):
+    """A SAML logout message at /saml/slo is not verified, so it cannot end the session by
+    itself (a link on another site could carry one): a signed-in user gets a page asking
+    to confirm, whose form (CSRF token) then logs out. A bare link is a 400; signed out,
+    the message leads on to the login."""
     gw, idp = stack
     b, page = login(gw, idp)
     assert page.status == 200, (page.status, page.text)
     for bare in (b.get(gw.url + "/saml/slo", follow=False),
                  b.post(gw.url + "/saml/slo", {}, follow=False)):
         assert bare.status == 400, (bare.status, bare.text[:300])
-    still = b.get(gw.url + "/", follow=False)
-    assert still.status == 200 and "alice@example.org" in still.text
-    ended = b.get(gw.url + "/saml/slo?SAMLRequest=x", follow=False)
+    for asked in (b.get(gw.url + "/saml/slo?SAMLRequest=x", follow=False),
+                  b.post(gw.url + "/saml/slo", {"SAMLRequest": "x"}, follow=False)):
+        assert asked.status == 200, (asked.status, asked.text[:300])
+        assert "alice@example.org" in asked.text
+        still = b.get(gw.url + "/", follow=False)
+        assert still.status == 200 and "alice@example.org" in still.text
+    assert gw.log_lines("logout_asked")
+    logout_forms = [f for f in asked.forms if f.action.endswith("/logout") and f.get("csrf")]
+    assert len(logout_forms) == 2  # the header's button and the page's own
+    ended = b.submit(logout_forms[-1], follow=False)
     assert ended.status == 303, (ended.status, ended.text[:300])
     assert b.get(gw.url + "/", follow=False).status in (302, 303)
+    gone = b.get(gw.url + "/saml/slo?SAMLRequest=x", follow=False)
+    assert gone.status in (302, 303) and gone.headers["Location"].endswith("/login")
 
 
 def test_new_login_ends_the_previous_session(stack):

@@ -845,6 +845,15 @@ static struct tmpl_vars *vars_chooser(bool unused)
 	return v;
 }
 
+static struct tmpl_vars *vars_logout(bool unused)
+{
+	struct tmpl_vars *v = tmpl_vars_new();
+	set_layout(v, true);
+	S(v, "jid", "alice@example.org");
+	S(v, "account_url", "https://chat.example.org/");
+	return v;
+}
+
 static const struct {
 	const char *page;
 	struct tmpl_vars *(*vars)(bool);
@@ -854,6 +863,7 @@ static const struct {
 	{"token-issued", vars_issued, "samlgw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA123456"},
 	{"error", vars_error, "403"},
 	{"idp-chooser", vars_chooser, "Universität Beispiel"},
+	{"logout", vars_logout, "alice@example.org"},
 };
 
 static struct templates *load_real(void)
@@ -918,6 +928,7 @@ static void test_real_pages_need_their_variables(void **state)
 		{"error", "title", "logged_in", "status", "message", "detail", "reference",
 		 "home_url", NULL},
 		{"idp-chooser", "title", "logged_in", "idps", "entity_id", "name", "href", NULL},
+		{"logout", "title", "logged_in", "csrf", "logout_url", "jid", "account_url", NULL},
 	};
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
 		size_t p = 0;
