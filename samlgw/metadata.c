@@ -149,14 +149,14 @@ static int add_keys(struct idp *idp, const xmlNode *role)
 			for (xmlNode *xc = xml_child(xd, NS_DS, "X509Certificate"); xc != NULL;
 			     xc = xml_next(xc, NS_DS, "X509Certificate")) {
 				char *b64 = xml_text(xc, 128 * 1024);
-				const char *error;
+				const char *error = "cannot be read";
 				int r = b64 == NULL ? -1
 						    : xmlsig_keys_add_cert_b64(&idp->keys, b64,
 									       &error);
 				free(b64);
 				if (r < 0) {
-					fmt_error("%s: a signing certificate cannot be read",
-						  idp->entity_id);
+					fmt_error("%s: a signing certificate: %s", idp->entity_id,
+						  error);
 					return -1;
 				}
 			}

@@ -151,6 +151,12 @@ int xml_register_ids(xmlDoc *doc, xmlNode *node, const char **error_r)
 				*error_r = "an ID attribute is empty";
 				return -1;
 			}
+			/* xs:ID is an NCName. libxml2 forgets an ID with white space in it only by
+			 * its collapsed form, so such a value could outlive its node. */
+			if (xmlValidateNCName((const xmlChar *)v, 0) != 0) {
+				*error_r = "an ID value is not an XML name (xs:ID)";
+				return -1;
+			}
 			xmlAttr *known = xmlGetID(doc, (const xmlChar *)v);
 			if (known == a)
 				continue;

@@ -50,9 +50,17 @@ static int keys_add(struct xmlsig_keys *keys, X509 *cert, const char **error_r)
 		return -1;
 	}
 	int type = key != NULL ? EVP_PKEY_get_base_id(key) : EVP_PKEY_NONE;
-	if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC && type != EVP_PKEY_DSA) {
+	if (type != EVP_PKEY_RSA && type != EVP_PKEY_EC) {
 		EVP_PKEY_free(key);
-		*error_r = "the certificate holds no usable public key";
+		*error_r = "the certificate holds no RSA or EC public key";
+		return -1;
+	}
+	/* As NIST SP 800-131A and the federations' metadata rules: RSA from 2048 bits, EC
+	 * from 256. */
+	if (EVP_PKEY_get_bits(key) < (type == EVP_PKEY_RSA ? 2048 : 256)) {
+		EVP_PKEY_free(key);
+		*error_r = type == EVP_PKEY_RSA ? "the certificate's RSA key is shorter than 2048 bits"
+						: "the certificate's EC key is shorter than 256 bits";
 		return -1;
 	}
 	keys->v = xrealloc(keys->v, (keys->n + 1) * sizeof(*keys->v));

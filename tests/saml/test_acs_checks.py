@@ -26,6 +26,9 @@ CASES = [
     ("signature_invalid", dict(after_sign=lambda root: _tamper(root))),
     ("signature_invalid", dict(sign="assertion", after_sign=lambda root: _tamper(root))),
     ("xml_invalid", dict(sign="assertion", after_sign=lambda root: _duplicate_id(root))),
+    # xs:ID is an NCName: white space in an ID (which libxml2 would keep past its node)
+    ("xml_invalid", dict(sign="assertion",
+                         after_sign=lambda root: root.set("ID", " " + root.get("ID")) or root)),
     ("issuer_mismatch", dict(assertion_issuer="https://other.example.org/idp")),
     ("destination", dict(destination="https://evil.example.org/saml/acs")),
     ("destination", dict(destination=None, sign="response")),

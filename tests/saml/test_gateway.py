@@ -8,11 +8,13 @@ import subprocess
 import threading
 import time
 import urllib.request
+from pathlib import Path
 
+import pytest
 from lxml import etree
 
 import samltest
-from conftest import SAMLGW_BIN, SP_ENTITY
+from conftest import SAMLGW_BIN, SP_ENTITY, factory_idp_metadata
 
 
 def run(*args, env=None):
@@ -49,6 +51,26 @@ def test_lasso_flag_refused(stack):
     env = dict(os.environ, LASSO_FLAG="no-verify-signature")
     r = run("--config", str(gw.config), "--check", env=env)
     assert r.returncode != 0 and "LASSO_FLAG" in r.stderr
+
+
+@pytest.mark.parametrize("bits,ok", [(1024, False), (2048, True)])
+def test_idp_signing_key_size(stack, tmp_path, bits, ok):
+    """An IdP signing key from the metadata must be RSA of at least 2048 bits (or EC of
+    256): samlgw --check names the IdP and the reason. Control: 2048 bits."""
+    gw, idp = stack
+    _, cert = samltest.make_keypair(tmp_path, "idp%d" % bits, bits=bits)
+    template = etree.fromstring(Path(idp.metadata_path).read_bytes())
+    md = tmp_path / "idp.xml"
+    md.write_bytes(etree.tostring(factory_idp_metadata(template, idp.entity_id, cert,
+                                                       ["example.org"])))
+    conf = tmp_path / "key.conf"
+    conf.write_text(gw.config.read_text().replace(str(idp.metadata_path), str(md)))
+    r = run("--config", str(conf), "--check")
+    if ok:
+        assert r.returncode == 0, r.stderr
+    else:
+        assert r.returncode == 1 and "shorter than 2048 bits" in r.stderr, r.stderr
+        assert idp.entity_id in r.stderr
 
 
 def test_metadata_cert_must_verify(stack, tmp_path):
