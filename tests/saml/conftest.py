@@ -195,18 +195,35 @@ def redis(tmp_path_factory):
         server.stop()
 
 
-def _stack(tmp_path_factory, redis, idp_args=(), extra_saml=""):
-    """Start the IdP (reading our metadata from samlgw's URL) and samlgw; yields (gw, idp)."""
-    base = tmp_path_factory.mktemp("stack")
-    idp_port = free_port()
-    idp_entity = "http://127.0.0.1:%d/idp" % idp_port
-    gw = Gateway(base / "gw", redis, idp_entity)
-    idp = samltest.IdPProcess(base / "idp", sp_metadata=[gw.url + "/saml/metadata"],
-                              port=idp_port, entity_id=idp_entity, args=list(idp_args))
+def _port_taken(error):
+    """A start failed because a port that free_port() saw free was taken meanwhile (by
+    another test's client, say)."""
+    return "in use" in str(error)
+
+
+def _stack(tmp_path_factory, redis, idp_args=(), extra_saml="", attempts=3):
+    """Start the IdP (reading our metadata from samlgw's URL) and samlgw; yields (gw, idp).
+    Both are started again on new ports when a port was taken before they bound it."""
+    for attempt in range(attempts):
+        base = tmp_path_factory.mktemp("stack")
+        idp_port = free_port()
+        idp_entity = "http://127.0.0.1:%d/idp" % idp_port
+        gw = Gateway(base / "gw", redis, idp_entity)
+        idp = samltest.IdPProcess(base / "idp", sp_metadata=[gw.url + "/saml/metadata"],
+                                  port=idp_port, entity_id=idp_entity, args=list(idp_args))
+        try:
+            idp.start()
+            gw.write_config(idp.metadata_path, extra_saml=extra_saml)
+            gw.start()
+            break
+        except RuntimeError as e:
+            try:
+                gw.stop()
+            finally:
+                idp.stop()
+            if not _port_taken(e) or attempt == attempts - 1:
+                raise
     try:
-        idp.start()
-        gw.write_config(idp.metadata_path, extra_saml=extra_saml)
-        gw.start()
         yield gw, idp
     finally:
         try:
