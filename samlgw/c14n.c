@@ -450,3 +450,18 @@ enum c14n_result c14n_exclusive(xmlNode *top, const xmlNode *minus, c14n_sink *s
 	free(o);
 	return r;
 }
+
+int c14n_node_visible(void *ctx, xmlNodePtr node, xmlNodePtr parent)
+{
+	const struct c14n_node_set *set = ctx;
+	if (node->type == XML_COMMENT_NODE && !set->comments)
+		return 0;
+	const xmlNode *n = node->type == XML_NAMESPACE_DECL ? parent : node;
+	for (; n != NULL; n = n->parent) {
+		if (n == set->minus)
+			return 0;
+		if (n == set->top)
+			return 1;
+	}
+	return 0;
+}

@@ -7,6 +7,7 @@
 #ifndef SAMLGW_C14N_H
 #define SAMLGW_C14N_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <libxml/tree.h>
@@ -19,6 +20,17 @@ enum c14n_result {
 	C14N_DECLINED = 1, /* nothing written: use xmlC14NExecute */
 	C14N_FAILED = -1,  /* the sink failed */
 };
+
+/* The node set XML Signature canonicalises, for libxml2's xmlC14NExecute: pass
+ * c14n_node_visible as its is-visible callback and a struct c14n_node_set as its data. The
+ * subtree under top without the subtree under minus (the enveloped signature; NULL: none),
+ * comments only when asked for; a namespace node counts by the element it is rendered on,
+ * as libxml2 asks about it. */
+struct c14n_node_set {
+	const xmlNode *top, *minus;
+	bool comments;
+};
+int c14n_node_visible(void *set, xmlNodePtr node, xmlNodePtr parent);
 
 /* The subtree under top without the subtree under minus (NULL: none) and without
  * comments, exclusive C14N, no InclusiveNamespaces. */

@@ -398,29 +398,6 @@ static int check_shape(xmlNode *elem, xmlNode *sig, bool allow_sha1, const char 
 
 /* ---------------------------------------------------------------- crypto */
 
-/* The node set C14N sees: the subtree under top without the subtree under minus (the
- * enveloped signature), comments only when asked for. XML Signature's node sets, as
- * libxml2 asks about them: a namespace node by the element it is rendered on. */
-struct node_set {
-	const xmlNode *top, *minus;
-	bool comments;
-};
-
-static int node_visible(void *ctx, xmlNodePtr node, xmlNodePtr parent)
-{
-	const struct node_set *set = ctx;
-	if (node->type == XML_COMMENT_NODE && !set->comments)
-		return 0;
-	const xmlNode *n = node->type == XML_NAMESPACE_DECL ? parent : node;
-	for (; n != NULL; n = n->parent) {
-		if (n == set->minus)
-			return 0;
-		if (n == set->top)
-			return 1;
-	}
-	return 0;
-}
-
 static int digest_write(void *ctx, const char *buf, int len)
 {
 	return EVP_DigestUpdate(ctx, buf, (size_t)len) == 1 ? len : -1;
@@ -432,7 +409,7 @@ static int digest_sink(void *ctx, const unsigned char *data, size_t len)
 }
 
 /* Canonicalise set (with c) straight into a digest of md. */
-static int c14n_digest(xmlDoc *doc, const struct node_set *set, const struct c14n *c, enum md md,
+static int c14n_digest(xmlDoc *doc, const struct c14n_node_set *set, const struct c14n *c, enum md md,
 		       unsigned char *out, unsigned *out_len)
 {
 	const EVP_MD *m = md_get(md);
@@ -451,7 +428,7 @@ static int c14n_digest(xmlDoc *doc, const struct node_set *set, const struct c14
 	if (fast == C14N_DECLINED) {
 		xmlOutputBuffer *buf = xmlOutputBufferCreateIO(digest_write, NULL, ctx, NULL);
 		r = buf == NULL ? -1
-				: xmlC14NExecute(doc, node_visible, (void *)set, mode, c->prefixes,
+				: xmlC14NExecute(doc, c14n_node_visible, (void *)set, mode, c->prefixes,
 						 c->alg != NULL && c->alg->comments, buf);
 		if (buf != NULL && xmlOutputBufferClose(buf) < 0)
 			r = -1;
@@ -555,7 +532,7 @@ int xmlsig_verify(xmlNode *elem, const struct xmlsig_keys *keys, bool allow_sha1
 	}
 	/* The Reference: elem, minus the signature when enveloped, never its comments (a
 	 * same-document "#ID" reference drops them). */
-	struct node_set ref_set = {elem, s.enveloped ? sig : NULL, false};
+	struct c14n_node_set ref_set = {elem, s.enveloped ? sig : NULL, false};
 	if (c14n_digest(elem->doc, &ref_set, &s.ref_c14n, s.digest->md, digest, &digest_len) < 0) {
 		*error_r = "the signed element cannot be canonicalised";
 		goto out;
@@ -566,7 +543,7 @@ int xmlsig_verify(xmlNode *elem, const struct xmlsig_keys *keys, bool allow_sha1
 			   "DigestValue (changed after signing)";
 		goto out;
 	}
-	struct node_set si_set = {s.signed_info, NULL, true};
+	struct c14n_node_set si_set = {s.signed_info, NULL, true};
 	if (c14n_digest(elem->doc, &si_set, &s.si_c14n, s.method->md, hash, &hash_len) < 0) {
 		*error_r = "SignedInfo cannot be canonicalised";
 		goto out;

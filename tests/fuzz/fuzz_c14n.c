@@ -39,27 +39,6 @@ static int buf_sink(void *ctx, const unsigned char *data, size_t len)
 	return 0;
 }
 
-/* The node set as xmlsig.c describes it to libxml2: under top, not under minus, no
- * comments; a namespace node by the element it is rendered on. */
-struct node_set {
-	const xmlNode *top, *minus;
-};
-
-static int visible(void *ctx, xmlNodePtr node, xmlNodePtr parent)
-{
-	const struct node_set *set = ctx;
-	if (node->type == XML_COMMENT_NODE)
-		return 0;
-	const xmlNode *n = node->type == XML_NAMESPACE_DECL ? parent : node;
-	for (; n != NULL; n = n->parent) {
-		if (n == set->minus)
-			return 0;
-		if (n == set->top)
-			return 1;
-	}
-	return 0;
-}
-
 static bool verbose;
 
 static void compare(xmlDoc *doc, xmlNode *top, xmlNode *minus)
@@ -76,11 +55,11 @@ static void compare(xmlDoc *doc, xmlNode *top, xmlNode *minus)
 		free(mine.p);
 		return;
 	}
-	struct node_set set = {top, minus};
+	struct c14n_node_set set = {top, minus, false};
 	xmlChar *ref = NULL;
 	xmlOutputBuffer *out = xmlAllocOutputBuffer(NULL);
 	int n = out == NULL ? -1
-			    : xmlC14NExecute(doc, visible, &set, XML_C14N_EXCLUSIVE_1_0, NULL, 0, out);
+			    : xmlC14NExecute(doc, c14n_node_visible, &set, XML_C14N_EXCLUSIVE_1_0, NULL, 0, out);
 	/* libxml2 may refuse what c14n_exclusive rendered only when out of memory. */
 	if (n < 0)
 		abort();
