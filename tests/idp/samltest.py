@@ -93,16 +93,16 @@ DIGEST_ALGS = {
     "sha512": "http://www.w3.org/2001/04/xmlenc#sha512",
     "md5": "http://www.w3.org/2001/04/xmldsig-more#md5",
 }
-DATA_ENC_ALGS = {
-    "aes128-cbc": "http://www.w3.org/2001/04/xmlenc#aes128-cbc",
-    "aes256-cbc": "http://www.w3.org/2001/04/xmlenc#aes256-cbc",
-    "aes128-gcm": "http://www.w3.org/2009/xmlenc11#aes128-gcm",
-    "aes256-gcm": "http://www.w3.org/2009/xmlenc11#aes256-gcm",
+XENC11 = "http://www.w3.org/2009/xmlenc11#"
+XMLENC_DATA = {  # name -> (Algorithm URI, key bytes)
+    "aes128-cbc": (NS["xenc"] + "aes128-cbc", 16), "aes192-cbc": (NS["xenc"] + "aes192-cbc", 24),
+    "aes256-cbc": (NS["xenc"] + "aes256-cbc", 32), "aes128-gcm": (XENC11 + "aes128-gcm", 16),
+    "aes192-gcm": (XENC11 + "aes192-gcm", 24), "aes256-gcm": (XENC11 + "aes256-gcm", 32),
 }
-KEY_TRANSPORT_ALGS = {
-    "rsa-oaep-mgf1p": "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p",
-    "rsa-1_5": "http://www.w3.org/2001/04/xmlenc#rsa-1_5",
-}
+XMLENC_KEY = {"rsa-oaep-mgf1p": NS["xenc"] + "rsa-oaep-mgf1p",
+              "rsa-oaep": XENC11 + "rsa-oaep", "rsa-1_5": NS["xenc"] + "rsa-1_5"}
+DATA_ENC_ALGS = {name: uri for name, (uri, _) in XMLENC_DATA.items()}
+KEY_TRANSPORT_ALGS = XMLENC_KEY
 
 # eduPerson & co: friendly name -> urn:oid / urn:oasis name.
 ATTRIBUTE_OIDS = {
@@ -844,74 +844,27 @@ def verify(xml, cert, node_id=None, node="Response"):
 # =========================================================================== encryption
 
 
-def _xmlenc_pad(data, block=16):
-    n = block - (len(data) % block)
-    return data + secrets.token_bytes(n - 1) + bytes([n])
-
-
 def encrypt_element(element, cert_path, data_alg="aes128-cbc", key_alg="rsa-oaep-mgf1p",
                     key_info_cert=True, corrupt=False):
     """XML-encrypt `element` (serialised with its in-scope namespaces) to the RSA key in
     cert_path; returns a new xenc:EncryptedData element (Type=Element).  `corrupt=True`
     flips a byte of the ciphertext, giving an undecryptable but well-formed EncryptedData."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import padding
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
-    plain = etree.tostring(element)
-    keylen = 32 if "256" in data_alg else 16
-    sym = secrets.token_bytes(keylen)
-    if data_alg.endswith("gcm"):
-        iv = secrets.token_bytes(12)
-        cipher = iv + AESGCM(sym).encrypt(iv, plain, None)
-    else:
-        iv = secrets.token_bytes(16)
-        enc = Cipher(algorithms.AES(sym), modes.CBC(iv)).encryptor()
-        cipher = iv + enc.update(_xmlenc_pad(plain)) + enc.finalize()
+    uri, klen = XMLENC_DATA.get(data_alg, (data_alg, 16))
+    sym = secrets.token_bytes(klen)
+    cipher = xmlenc_cipher(data_alg, sym, etree.tostring(element))
     if corrupt:
         b = bytearray(cipher)
         b[len(b) // 2] ^= 0xFF
         cipher = bytes(b)
-    cert = x509.load_pem_x509_certificate(Path(cert_path).read_bytes())
-    pub = cert.public_key()
-    if key_alg == "rsa-1_5":
-        ek = pub.encrypt(sym, padding.PKCS1v15())
-    else:
-        ek = pub.encrypt(sym, padding.OAEP(mgf=padding.MGF1(hashes.SHA1()),
-                                           algorithm=hashes.SHA1(), label=None))
-
     ed = etree.Element(XENC + "EncryptedData", nsmap={"xenc": NS["xenc"], "ds": NS["ds"]})
     ed.set("Type", "http://www.w3.org/2001/04/xmlenc#Element")
     ed.set("Id", "_" + secrets.token_hex(12))
-    etree.SubElement(ed, XENC + "EncryptionMethod").set("Algorithm",
-                                                        DATA_ENC_ALGS.get(data_alg, data_alg))
+    etree.SubElement(ed, XENC + "EncryptionMethod").set("Algorithm", uri)
     ki = etree.SubElement(ed, DS + "KeyInfo")
-    eke = etree.SubElement(ki, XENC + "EncryptedKey")
-    m = etree.SubElement(eke, XENC + "EncryptionMethod")
-    m.set("Algorithm", KEY_TRANSPORT_ALGS.get(key_alg, key_alg))
-    if key_alg != "rsa-1_5":
-        etree.SubElement(m, DS + "DigestMethod").set("Algorithm", DIGEST_ALGS["sha1"])
-    if key_info_cert:
-        eki = etree.SubElement(eke, DS + "KeyInfo")
-        xd = etree.SubElement(eki, DS + "X509Data")
-        etree.SubElement(xd, DS + "X509Certificate").text = cert_base64(cert_path)
-    cd = etree.SubElement(eke, XENC + "CipherData")
-    etree.SubElement(cd, XENC + "CipherValue").text = base64.b64encode(ek).decode()
+    ki.append(xmlenc_key(cert_path, sym, key_alg, key_info_cert=key_info_cert))
     cd = etree.SubElement(ed, XENC + "CipherData")
     etree.SubElement(cd, XENC + "CipherValue").text = base64.b64encode(cipher).decode()
     return ed
-
-
-XENC11 = "http://www.w3.org/2009/xmlenc11#"
-XMLENC_DATA = {  # name -> (Algorithm URI, key bytes)
-    "aes128-cbc": (NS["xenc"] + "aes128-cbc", 16), "aes192-cbc": (NS["xenc"] + "aes192-cbc", 24),
-    "aes256-cbc": (NS["xenc"] + "aes256-cbc", 32), "aes128-gcm": (XENC11 + "aes128-gcm", 16),
-    "aes192-gcm": (XENC11 + "aes192-gcm", 24), "aes256-gcm": (XENC11 + "aes256-gcm", 32),
-}
-XMLENC_KEY = {"rsa-oaep-mgf1p": NS["xenc"] + "rsa-oaep-mgf1p",
-              "rsa-oaep": XENC11 + "rsa-oaep", "rsa-1_5": NS["xenc"] + "rsa-1_5"}
 
 
 def xmlenc_pkcs7(data, block=16):
@@ -920,11 +873,26 @@ def xmlenc_pkcs7(data, block=16):
     return data + secrets.token_bytes(n - 1) + bytes([n])
 
 
+def xmlenc_cipher(data_alg, key, plain, pad=xmlenc_pkcs7):
+    """IV + ciphertext (+ tag) of plain under key: AES-GCM when data_alg ends in "gcm", else
+    AES-CBC with pad."""
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    if data_alg.endswith("gcm"):
+        iv = secrets.token_bytes(12)
+        return iv + AESGCM(key).encrypt(iv, plain, None)
+    iv = secrets.token_bytes(16)
+    enc = Cipher(algorithms.AES(key), modes.CBC(iv)).encryptor()
+    return iv + enc.update(pad(plain)) + enc.finalize()
+
+
 def xmlenc_key(cert_path, sym, key_alg="rsa-oaep-mgf1p", digest=None, digest_element=True,
-               label=None, key_id=None, tamper=None):
+               label=None, key_id=None, tamper=None, key_info_cert=False):
     """An xenc:EncryptedKey holding `sym` for the RSA key of cert_path. digest: OAEP digest
     name for the DigestMethod (None: SHA-1, and no element when digest_element is False);
-    label: OAEPparams bytes; tamper(bytes) -> bytes alters the RSA ciphertext."""
+    label: OAEPparams bytes; tamper(bytes) -> bytes alters the RSA ciphertext;
+    key_info_cert: a ds:KeyInfo with the certificate, as IdPs add."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import padding
@@ -950,6 +918,9 @@ def xmlenc_key(cert_path, sym, key_alg="rsa-oaep-mgf1p", digest=None, digest_ele
         if digest_element or digest:
             etree.SubElement(m, DS + "DigestMethod").set("Algorithm",
                                                          DIGEST_ALGS[digest or "sha1"])
+    if key_info_cert:
+        xd = etree.SubElement(etree.SubElement(eke, DS + "KeyInfo"), DS + "X509Data")
+        etree.SubElement(xd, DS + "X509Certificate").text = cert_base64(cert_path)
     cd = etree.SubElement(eke, XENC + "CipherData")
     etree.SubElement(cd, XENC + "CipherValue").text = base64.b64encode(ek).decode()
     return eke
@@ -974,9 +945,6 @@ def xmlenc_assertion(root, cert_path, data_alg="aes128-cbc", place="keyinfo", ke
       data_type   the EncryptedData's Type (None: absent); wrap: base64 line length (0: one
                   line); other keywords go to xmlenc_key (key_alg, digest, label, tamper...)
     """
-    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-
     a = root.find(SAML + "Assertion")
     if plain is None:
         plain = etree.tostring(a)
@@ -984,13 +952,7 @@ def xmlenc_assertion(root, cert_path, data_alg="aes128-cbc", place="keyinfo", ke
     if sym is None:
         sym = secrets.token_bytes(klen)
     data_key = sym if len(sym) == klen else secrets.token_bytes(klen)
-    if data_alg.endswith("gcm"):
-        iv = secrets.token_bytes(12)
-        cipher = iv + AESGCM(data_key).encrypt(iv, plain, None)
-    else:
-        iv = secrets.token_bytes(16)
-        enc = Cipher(algorithms.AES(data_key), modes.CBC(iv)).encryptor()
-        cipher = iv + enc.update(pad(plain)) + enc.finalize()
+    cipher = xmlenc_cipher(data_alg, data_key, plain, pad)
     if tamper:
         cipher = tamper(cipher)
     ea = etree.Element(SAML + "EncryptedAssertion")
