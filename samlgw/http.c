@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,14 +68,10 @@ static void request_free(struct http_request *req)
 		return;
 	free(req->path);
 	if (req->body != NULL) {
-		secret_wipe(req->body, req->body_len);
+		secret_wipe(req->body, req->body_cap);
 		free(req->body);
 	}
-	for (size_t i = 0; i < req->n_form; i++) {
-		free(req->form[i].name);
-		secret_free(req->form[i].value);
-	}
-	free(req->form);
+	free(req->form); /* its fields point into the body */
 	reply_free(&req->reply);
 	free(req);
 }
@@ -220,17 +217,18 @@ static enum MHD_Result send_too_large(struct MHD_Connection *conn)
 	return send_reply(conn, &reply);
 }
 
-/* The request's declared body length is over the cap: answer before reading it. */
-static bool declared_too_large(struct MHD_Connection *conn)
+/* The request's declared body length: 0 without one, SIZE_MAX when it is not a number or
+ * over the cap (then it is answered before the body is read). */
+static size_t declared_length(struct MHD_Connection *conn)
 {
 	const char *cl =
 	    MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	if (cl == NULL)
-		return false;
+		return 0;
 	char *end;
 	errno = 0;
 	unsigned long long n = strtoull(cl, &end, 10);
-	return *end != '\0' || errno != 0 || n > HTTP_BODY_MAX;
+	return *end != '\0' || errno != 0 || n > HTTP_BODY_MAX ? SIZE_MAX : (size_t)n;
 }
 
 /* The calling epoll thread serves this one connection only: may it run the handler itself?
@@ -266,7 +264,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 			url += plen;
 		req->path = xstrdup(url[0] == '\0' ? "/" : url);
 		*con_cls = req;
-		if (declared_too_large(conn)) {
+		if (declared_length(conn) > HTTP_BODY_MAX) {
 			/* Answered at once: the body is never read, and the connection closes
 			 * after the reply. */
 			req->too_large = true;
@@ -279,7 +277,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	if (*upload_data_size > 0) {
 		size_t n = *upload_data_size;
 		if (!req->too_large && req->body_len + n <= HTTP_BODY_MAX) {
-			req->body = xrealloc(req->body, req->body_len + n + 1);
+			size_t need = req->body_len + n + 1;
+			if (need > req->body_cap) {
+				/* The declared length at once (within the cap), then doubling. */
+				size_t cap = req->body == NULL ? declared_length(conn) + 1 : 2 * need;
+				if (cap < need)
+					cap = need;
+				if (cap > HTTP_BODY_MAX + 1)
+					cap = HTTP_BODY_MAX + 1;
+				req->body = xrealloc(req->body, cap);
+				req->body_cap = cap;
+			}
 			memcpy(req->body + req->body_len, upload_data, n);
 			req->body_len += n;
 			req->body[req->body_len] = '\0';
@@ -508,30 +516,27 @@ static void parse_form(struct http_request *req)
 		req->form_bad = true;
 		return;
 	}
-	char *copy = xstrdup(req->body), *save = NULL;
-	for (char *f = strtok_r(copy, "&", &save); f != NULL; f = strtok_r(NULL, "&", &save)) {
+	/* Decoded in place: the fields point into the body, which nothing else reads. */
+	char *save = NULL;
+	size_t cap = 0;
+	for (char *f = strtok_r(req->body, "&", &save); f != NULL;
+	     f = strtok_r(NULL, "&", &save)) {
 		char *eq = strchr(f, '=');
-		const char *v = "";
+		char *v = f + strlen(f); /* no '=': the empty value */
 		if (eq != NULL) {
 			*eq = '\0';
 			v = eq + 1;
 		}
-		if (req->n_form == HTTP_FORM_FIELDS_MAX) {
+		if (req->n_form == HTTP_FORM_FIELDS_MAX || !url_decode(f) || !url_decode(v)) {
 			req->form_bad = true;
 			break;
 		}
-		char *name = xstrdup(f), *value = xstrdup(v);
-		if (!url_decode(name) || !url_decode(value)) {
-			free(name);
-			secret_free(value);
-			req->form_bad = true;
-			break;
+		if (req->n_form == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			req->form = xrealloc(req->form, cap * sizeof(*req->form));
 		}
-		req->form = xrealloc(req->form, (req->n_form + 1) * sizeof(*req->form));
-		req->form[req->n_form++] = (struct http_field){name, value};
+		req->form[req->n_form++] = (struct http_field){f, v};
 	}
-	secret_wipe(copy, strlen(copy));
-	free(copy);
 }
 
 const char *http_form(struct http_request *req, const char *name)

@@ -34,11 +34,11 @@ struct http_request {
 	void *conn; /* struct MHD_Connection */
 	const char *method;
 	char *path;              /* without query; the public_url path prefix removed */
-	char *body;              /* NUL-terminated */
-	size_t body_len;
+	char *body;              /* NUL-terminated; once the form is parsed, its decoded fields */
+	size_t body_len, body_cap;
 	bool too_large;
 	struct timespec start;
-	struct http_field *form; /* parsed urlencoded body, on first use */
+	struct http_field *form; /* parsed urlencoded body, on first use; points into body */
 	size_t n_form;
 	bool form_parsed, form_bad;
 	struct http_reply reply; /* the handler's, sent once answered */
