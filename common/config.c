@@ -8,6 +8,7 @@
 #include "config.h"
 #include "config_table.h"
 #include "jid.h"
+#include "services.h"
 #include "util.h"
 
 #include <errno.h>
@@ -577,6 +578,15 @@ static void finish(struct parser *p, unsigned prog)
 				}
 			}
 		}
+	}
+	/* token.services in its canonical form ("xmpp,imap"), the form every reader of it
+	 * (services_allow, the token records) expects; the validator has checked it. */
+	char *canonical;
+	const char *error;
+	if (c->token.services != NULL &&
+	    services_normalize(c->token.services, &canonical, &error) == 0) {
+		free(c->token.services);
+		c->token.services = canonical;
 	}
 	size_t i_localpart = setting_index("domain", "localpart");
 	for (size_t k = 0; k < c->n_domains; k++) {

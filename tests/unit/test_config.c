@@ -103,7 +103,8 @@ static void test_full_file(void **state)
 	assert_int_equal(cfg->redis.timeout_ms, 250);
 	assert_int_equal(cfg->token.default_ttl, 7200);
 	assert_int_equal(cfg->token.max_ttl, 90 * 86400);
-	assert_string_equal(cfg->token.services, "xmpp, imap");
+	/* Kept in canonical form, as services_allow() and the token records expect. */
+	assert_string_equal(cfg->token.services, "xmpp,imap");
 	assert_true(cfg->log.syslog);
 	/* Relative paths resolve against the file's folder, absolute ones stay. */
 	assert_string_equal(cfg->saml.key, "/etc/samlgw/sp-key.pem");
