@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,16 +66,30 @@ static int connect_to(const struct opts *o)
 	return fd;
 }
 
-static int write_all(int fd, const char *p, size_t n)
+/* Head and body in one writev, as a reverse proxy sends a request on: one segment and one
+ * wake-up of the server where two writes would make two. */
+static int write_request(int fd, const char *head, size_t head_len, const char *body,
+			 size_t body_len)
 {
+	struct iovec iov[2] = {{(void *)head, head_len}, {(void *)body, body_len}};
+	int n = 2;
+	struct iovec *v = iov;
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = writev(fd, v, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
 			return -1;
-		p += w;
-		n -= (size_t)w;
+		size_t left = (size_t)w;
+		while (n > 0 && left >= v->iov_len) {
+			left -= v->iov_len;
+			v++;
+			n--;
+		}
+		if (n > 0) {
+			v->iov_base = (char *)v->iov_base + left;
+			v->iov_len -= left;
+		}
 	}
 	return 0;
 }
@@ -91,7 +106,7 @@ static int exchange(int fd, const struct opts *o, const char *body, char *buf, s
 			  "Content-Type: application/x-www-form-urlencoded\r\n"
 			  "Content-Length: %zu\r\n\r\n",
 			  o->path, o->host, o->port, blen);
-	if (write_all(fd, head, (size_t)hl) < 0 || write_all(fd, body, blen) < 0)
+	if (write_request(fd, head, (size_t)hl, body, blen) < 0)
 		return -1;
 	size_t have = 0;
 	char *end = NULL;
