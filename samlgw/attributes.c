@@ -50,12 +50,13 @@ void attrs_clear(struct saml_attrs *attrs)
 	}
 }
 
-/* The definition an Attribute element names: by Name (URI or basic), else FriendlyName. */
+/* The definition an Attribute element names: by Name (URI or basic), else by FriendlyName
+ * when the Name is no URI (a basic name: no ':'). */
 static const struct attribute_def *def_of(const xmlNode *attr)
 {
 	const char *name = xml_attr(attr, "Name");
 	const struct attribute_def *d = name != NULL ? attribute_by_name(name) : NULL;
-	if (d == NULL && name != NULL && strncmp(name, "urn:", 4) == 0)
+	if (d == NULL && name != NULL && strchr(name, ':') != NULL)
 		return NULL; /* an unknown URI name is another attribute, whatever it is called */
 	if (d == NULL) {
 		const char *friendly = xml_attr(attr, "FriendlyName");
@@ -124,6 +125,10 @@ int attrs_from_assertion(const xmlNode *assertion, const struct idp *idp,
 				char *text = d->id == ATTR_TARGETED_ID
 						     ? targeted_id(v)
 						     : xml_text(v, ATTR_VALUE_MAX);
+				/* Trimmed before the check: white space around a value (an IdP
+				 * that pretty-prints) is not part of it. */
+				if (text != NULL)
+					str_trim(text);
 				if (text == NULL || !utf8_printable(text, strlen(text))) {
 					free(text);
 					*reason_r = REFUSE_ATTRIBUTES;
@@ -132,7 +137,6 @@ int attrs_from_assertion(const xmlNode *assertion, const struct idp *idp,
 							     ATTR_VALUE_MAX);
 					goto fail;
 				}
-				str_trim(text);
 				if (*text == '\0') {
 					free(text);
 					continue;
@@ -162,12 +166,33 @@ fail:
 	return -1;
 }
 
+char *attrs_names(const struct saml_attrs *attrs)
+{
+	size_t len = 1;
+	for (size_t i = 0; i < ATTR_COUNT; i++)
+		len += strlen(defs[i].friendly) + 1;
+	char *out = xcalloc(1, len);
+	size_t pos = 0;
+	for (size_t i = 0; i < ATTR_COUNT; i++) {
+		if (attrs->values[i].n == 0)
+			continue;
+		size_t n = strlen(defs[i].friendly);
+		if (pos > 0)
+			out[pos++] = ',';
+		memcpy(out + pos, defs[i].friendly, n);
+		pos += n;
+	}
+	out[pos] = '\0';
+	return out;
+}
+
 void identity_clear(struct identity *id)
 {
 	free(id->jid);
 	free(id->domain);
 	free(id->display_name);
 	free(id->idp);
+	free(id->attributes);
 	memset(id, 0, sizeof(*id));
 }
 
@@ -302,6 +327,7 @@ int identity_from_attrs(const struct config *cfg, const struct idp *idp,
 	id->jid = jid;
 	id->domain = xstrdup(chosen->name);
 	id->idp = xstrdup(idp_entity_id);
+	id->attributes = attrs_names(attrs);
 	if (attrs->values[ATTR_DISPLAY_NAME].n > 0)
 		id->display_name = xstrdup(attrs->values[ATTR_DISPLAY_NAME].v[0]);
 	else if (attrs->values[ATTR_GIVEN_NAME].n > 0 && attrs->values[ATTR_SN].n > 0)

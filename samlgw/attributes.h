@@ -50,18 +50,26 @@ struct saml_attrs {
 	} values[ATTR_COUNT];
 };
 
-/* Collect the known attributes of an assertion. Unknown attributes are ignored. Scoped
+/* Collect the known attributes of an assertion (an Attribute is known by its Name, urn:oid
+ * or basic; by its FriendlyName only when the Name is not a URI). Unknown attributes are
+ * ignored; values are trimmed of surrounding white space, empty ones dropped. Scoped
  * values must hold exactly one '@' and a scope the IdP's metadata lists.
  * Returns 0, or -1 with *reason_r and *error_r (valid until the next call in the thread). */
 int attrs_from_assertion(const xmlNode *assertion, const struct idp *idp,
 			 struct saml_attrs *attrs, enum refusal *reason_r, const char **error_r);
 void attrs_clear(struct saml_attrs *attrs);
 
+/* The canonical (friendly) names of the attributes attrs holds a value of, comma-separated
+ * in the fixed order of enum attr_id ("" when none): names only, never values, so it may
+ * be logged. The caller frees it. */
+char *attrs_names(const struct saml_attrs *attrs);
+
 struct identity {
 	char *jid;          /* normalised bare JID */
 	char *domain;       /* the [domain] section name */
 	char *display_name; /* for the account page */
 	char *idp;          /* issuing IdP's entityID */
+	char *attributes;   /* attrs_names() of the assertion, for the login_ok log line */
 };
 
 /* Pick the domain and build the JID: the domains bound to the IdP, the first whose scope

@@ -185,7 +185,7 @@ static void acs(struct app *app, struct http_request *req, struct http_reply *re
 	if (r == 0) {
 		metrics_count(&app->metrics.logins_ok, 1);
 		log_event(LOG_LEVEL_INFO, "login_ok", "jid", result.id.jid, "idp", result.id.idp,
-			  "domain", result.id.domain, NULL);
+			  "domain", result.id.domain, "attributes", result.id.attributes, NULL);
 		char *to = xasprintf("%s%s", app->cfg->http.public_url, result.return_to);
 		http_reply_redirect(reply, 303, to);
 		free(to);

@@ -2,6 +2,8 @@
 control: the same factory settings without the fault are accepted, so no test can pass by
 accident. Responses are built by samltest.ResponseFactory as the test IdP (its key), for an
 AuthnRequest that samlgw really sent (so InResponseTo is outstanding)."""
+import urllib.parse
+
 import pytest
 
 import samltest
@@ -66,6 +68,13 @@ CASES = [
     ("scope", dict(attrs={"eduPersonScopedAffiliation": "member@evil.example.net"})),
     ("no_domain", dict(attrs={"eduPersonPrincipalName": None})),
     ("localpart", dict(attrs={"eduPersonPrincipalName": "al/ice@example.org"})),
+    # not a samlp:Response 2.0 with an ID, or its assertion without Version 2.0 and an ID
+    # of at most 256 characters
+    ("not_a_response", dict(after_sign=lambda root: samltest.find(root, "saml:Assertion"))),
+    ("not_a_response", dict(after_sign=lambda root: root.set("Version", "1.1") or root)),
+    ("not_a_response", dict(after_sign=lambda root: root.attrib.pop("ID") and root)),
+    ("not_a_response", dict(sign="assertion", after_sign=lambda root: _assertion_version(root))),
+    ("not_a_response", dict(assertion_id="_" + "a" * 256)),
 ]
 
 
@@ -95,6 +104,11 @@ def _hide_assertion(root):
 def _duplicate_id(root):
     """Give the Response the signed assertion's ID (a reference "#ID" is then ambiguous)."""
     root.set("ID", samltest.find(root, "saml:Assertion").get("ID"))
+    return root
+
+
+def _assertion_version(root):
+    samltest.find(root, "saml:Assertion").set("Version", "1.0")
     return root
 
 
@@ -196,3 +210,29 @@ def test_body_cap(stack):
     gw, idp = stack
     page = samltest.Browser().post(gw.acs, {"SAMLResponse": "A" * (300 * 1024)}, follow=False)
     assert page.status == 413
+
+
+# (case, the POST body, its Content-Type); "{}" stands for a valid Response's base64, which
+# the control posts as it is.
+BAD_REQUESTS = [
+    ("no_saml_response", "RelayState=%2F", None),
+    ("not_base64", "SAMLResponse={}%2A", None),
+    ("bad_percent_encoding", "SAMLResponse={}&RelayState=%zz", None),
+    ("not_a_form", "SAMLResponse={}", "text/plain"),
+]
+
+
+@pytest.mark.parametrize("case,body,ctype", BAD_REQUESTS, ids=[c[0] for c in BAD_REQUESTS])
+def test_bad_request(stack, case, body, ctype):
+    """A POST to the ACS that carries no readable SAMLResponse (the form or its base64)."""
+    gw, idp = stack
+    factory = idp.factory(SP_ENTITY, gw.acs, sp_enc_cert=gw.sp_cert)
+
+    def send(text, content_type):
+        b64 = factory.build(in_response_to=start_request(gw, idp)).b64
+        data = text.format(urllib.parse.quote(b64, safe="")).encode()
+        return samltest.Browser().post(gw.acs, data, follow=False, headers={
+            "Content-Type": content_type or "application/x-www-form-urlencoded"})
+
+    accepted(send("SAMLResponse={}", None))
+    refused_with(gw, send(body, ctype), "bad_request")
