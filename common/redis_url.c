@@ -5,17 +5,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Percent-decode s[0..len) into a new string; NUL bytes are refused. */
 static char *pct_decode(const char *s, size_t len)
 {
@@ -27,7 +16,7 @@ static char *pct_decode(const char *s, size_t len)
 				secret_free(out);
 				return NULL;
 			}
-			int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+			int hi = hex_digit(s[i + 1]), lo = hex_digit(s[i + 2]);
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 				secret_free(out);
 				return NULL;

@@ -135,6 +135,17 @@ char *str_trim(char *s)
 	return s;
 }
 
+int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 int read_file_capped(const char *path, size_t max_size, char **data_r, size_t *size_r,
 		     const char **error_r)
 {

@@ -45,6 +45,9 @@ bool parse_duration(const char *s, long long *out_r);
 /* Remove leading and trailing ASCII white space in place; returns s. */
 char *str_trim(char *s);
 
+/* The value of a hexadecimal digit (either case), or -1 when c is none. */
+int hex_digit(char c);
+
 /* Read at most max_size bytes of a file into a NUL-terminated buffer.
  * Returns 0 and sets *data_r / *size_r, or -1 with *error_r (static or errno text). */
 int read_file_capped(const char *path, size_t max_size, char **data_r, size_t *size_r,

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const app_pages[] = {"account", "token-issued", "idp-chooser", "logout", "error"};
+const size_t app_pages_count = ARRAY_SIZE(app_pages);
+
 static void worker_free(void *p)
 {
 	struct worker *w = p;

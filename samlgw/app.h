@@ -40,6 +40,11 @@ struct sp *app_sp(struct app *app);
 /* Install a new SP; the old one goes when its last request is done. */
 void app_swap_sp(struct app *app, struct sp *sp);
 
+/* Every page template the handlers render (page_render in web.c, account.c, pages.c):
+ * samlgw checks at start-up that each one is there. Add a page here when adding one. */
+extern const char *const app_pages[];
+extern const size_t app_pages_count;
+
 /* The request handler behind every route (web.c). */
 struct http_request;
 struct http_reply;

@@ -476,14 +476,6 @@ const char *http_cookie(const struct http_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-				      : -1;
-}
-
 /* Decode one urlencoded component in place; false on a bad escape or a NUL. */
 static bool url_decode(char *s)
 {
@@ -492,7 +484,7 @@ static bool url_decode(char *s)
 		if (*p == '+') {
 			*o++ = ' ';
 		} else if (*p == '%') {
-			int h = hexval(p[1]), l = h < 0 ? -1 : hexval(p[2]);
+			int h = hex_digit(p[1]), l = h < 0 ? -1 : hex_digit(p[2]);
 			if (h < 0 || l < 0 || (h == 0 && l == 0))
 				return false;
 			*o++ = (char)(h * 16 + l);

@@ -138,7 +138,8 @@ int main(int argc, char **argv)
 			error);
 		problems_n++;
 	}
-	if (templates_load(cfg->web.templates, &templates, &error) < 0) {
+	if (templates_load_pages(cfg->web.templates, app_pages, app_pages_count, &templates,
+				 &error) < 0) {
 		fprintf(stderr, "%s:%u: [web] templates: %s\n", config_path,
 			setting_line(cfg, "web.templates"), error);
 		problems_n++;
@@ -177,10 +178,12 @@ int main(int argc, char **argv)
 		ret = EXIT_UNAVAILABLE;
 		goto out;
 	}
-	char nidps[24];
+	char nidps[24], nexpired[24];
 	snprintf(nidps, sizeof(nidps), "%zu", app.sp->idps->n);
+	snprintf(nexpired, sizeof(nexpired), "%zu", app.sp->idps->n_expired);
 	log_event(LOG_LEVEL_INFO, "started", "version", SAMLGW_VERSION, "listen", cfg->http.listen,
-		  "public_url", cfg->http.public_url, "idps", nidps, NULL);
+		  "public_url", cfg->http.public_url, "idps", nidps, "expired_entries", nexpired,
+		  NULL);
 	for (;;) {
 		int sig;
 		if (sigwait(&sigs, &sig) != 0)
@@ -193,8 +196,10 @@ int main(int argc, char **argv)
 				continue;
 			}
 			snprintf(nidps, sizeof(nidps), "%zu", fresh->idps->n);
+			snprintf(nexpired, sizeof(nexpired), "%zu", fresh->idps->n_expired);
 			app_swap_sp(&app, fresh);
-			log_event(LOG_LEVEL_INFO, "reloaded", "idps", nidps, NULL);
+			log_event(LOG_LEVEL_INFO, "reloaded", "idps", nidps, "expired_entries",
+				  nexpired, NULL);
 			continue;
 		}
 		log_event(LOG_LEVEL_INFO, "stopping", "signal", sig == SIGTERM ? "TERM" : "INT",

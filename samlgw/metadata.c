@@ -254,11 +254,33 @@ fail:
 	return -1;
 }
 
+/* 1 when node's validUntil passed, 0 when it has none or it lies ahead, -1 when it is not
+ * a UTC dateTime (error in error_buf). */
+static int valid_until_passed(const xmlNode *node, time_t now)
+{
+	const char *v = xml_attr(node, "validUntil");
+	time_t t;
+	if (v == NULL)
+		return 0;
+	if (!xml_parse_time(v, &t)) {
+		fmt_error("line %ld: validUntil is not a UTC dateTime", xmlGetLineNo(node));
+		return -1;
+	}
+	return t < now;
+}
+
 static int walk(struct loader *l, xmlNode *node, int depth)
 {
 	if (depth > 16) {
 		fmt_error("EntitiesDescriptor nested too deeply");
 		return -1;
+	}
+	if (depth > 0) {
+		int passed = valid_until_passed(node, time(NULL));
+		if (passed != 0) {
+			l->set->n_expired += passed > 0;
+			return passed > 0 ? 0 : -1;
+		}
 	}
 	if (xml_is(node, NS_MD, "EntityDescriptor"))
 		return load_entity(l, node);
@@ -327,7 +349,10 @@ int idp_set_load(const char *path, const char *metadata_cert, bool allow_sha1,
 		goto fail;
 	}
 	if (set->n == 0) {
-		*error_r = fmt_error("%s: no SAML 2.0 IdP in the metadata", path);
+		*error_r = fmt_error("%s: no SAML 2.0 IdP in the metadata%s", path,
+				     set->n_expired > 0 ? " (some were left out: their validUntil "
+							  "passed)"
+							: "");
 		goto fail;
 	}
 	xmlsig_keys_clear(&trust);

@@ -9,6 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* SAML IdP Discovery Service Protocol (sstc-saml-idp-discovery): namespace and binding. */
+#define NS_IDPDISC "urn:oasis:names:tc:SAML:profiles:SSO:idp-discovery-protocol"
+
 struct out {
 	char *buf;
 	size_t len;
@@ -128,7 +131,13 @@ int sp_metadata_build(const struct config *cfg, const char *cert_pem, char **xml
 			 c->metadata.logo_height, c->metadata.logo_width);
 		el(&o, "        ", "mdui:Logo", attrs, c->metadata.logo_url);
 	}
-	raw(&o, "      </mdui:UIInfo>\n    </md:Extensions>\n");
+	raw(&o, "      </mdui:UIInfo>\n");
+	/* Where a discovery service may send users back (it checks its return= against this,
+	 * ignoring the query): the login, which takes the chosen IdP as idp=. */
+	raw(&o, "      <idpdisc:DiscoveryResponse xmlns:idpdisc=\"" NS_IDPDISC "\" "
+		"Binding=\"" NS_IDPDISC "\" Location=\"");
+	esc(&o, c->http.public_url);
+	raw(&o, "/login\" index=\"1\"/>\n    </md:Extensions>\n");
 	static const char *const uses[] = {"signing", "encryption"};
 	for (size_t i = 0; i < 2; i++) {
 		raw(&o, "    <md:KeyDescriptor use=\"%s\">\n      <ds:KeyInfo><ds:X509Data>"

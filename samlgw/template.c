@@ -1,6 +1,7 @@
 /* Loading samlgw's page templates: reads templates/NAME.html, style.css, script.js and
- * i18n/CODE.txt once, parses every template into a tree, checks messages, partials and the
- * layout, and offers the read-only set to any number of rendering threads. */
+ * i18n/CODE.txt once, parses every template into a tree, checks messages, partials, the
+ * layout and the pages the caller will render, and offers the read-only set to any number
+ * of rendering threads. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -377,16 +378,34 @@ out:
 	return ret;
 }
 
-int templates_load(const char *dir, struct templates **templates_r, const char **error_r)
+int templates_load_pages(const char *dir, const char *const *pages, size_t n_pages,
+			 struct templates **templates_r, const char **error_r)
 {
 	struct file_list l = {0};
+	struct templates *T = NULL;
 	int ret = -1;
-	if (read_folder(dir, "", &l, error_r) < 0 || read_folder(dir, "i18n", &l, error_r) < 0)
+	if (read_folder(dir, "", &l, error_r) < 0 || read_folder(dir, "i18n", &l, error_r) < 0 ||
+	    templates_load_files(dir, l.v, l.n, &T, error_r) < 0)
 		goto out;
-	ret = templates_load_files(dir, l.v, l.n, templates_r, error_r);
+	for (size_t i = 0; i < n_pages; i++) {
+		if (find_page(T, pages[i]) == NULL || strcmp(pages[i], "layout") == 0) {
+			*error_r = tmpl_error("%s/%s.html:1: missing (samlgw renders this page)", dir,
+					      pages[i]);
+			goto out;
+		}
+	}
+	*templates_r = T;
+	T = NULL;
+	ret = 0;
 out:
+	templates_free(T);
 	file_list_free(&l);
 	return ret;
+}
+
+int templates_load(const char *dir, struct templates **templates_r, const char **error_r)
+{
+	return templates_load_pages(dir, NULL, 0, templates_r, error_r);
 }
 
 const char *templates_text(const struct templates *T, const char *lang, const char *key)

@@ -39,6 +39,11 @@ void tmpl_set_list(struct tmpl_vars *vars, const char *name);
  * /usr/share/samlgw/templates when installed). Returns 0, or -1 with *error_r
  * ("FILE:LINE: what is wrong"; valid until the next call). */
 int templates_load(const char *dir, struct templates **templates_r, const char **error_r);
+/* templates_load(), and then each of the n_pages names in pages (without .html, e.g.
+ * "account") must be a page template: one that is missing fails the load here, with
+ * "DIR/NAME.html:1: missing …", not the first request that renders it. */
+int templates_load_pages(const char *dir, const char *const *pages, size_t n_pages,
+			 struct templates **templates_r, const char **error_r);
 void templates_free(struct templates *templates);
 
 /* The best language of the templates for an Accept-Language header (NULL: the default, en). */

@@ -48,16 +48,37 @@ static void metadata(struct app *app, struct http_reply *reply)
 	sp_unref(sp);
 }
 
-/* A return path must stay on this site: one leading '/', printable ASCII, capped. */
+/* A return path (attacker-controlled) must stay on this site, also for whatever decodes it
+ * once more (a proxy, a browser): at most ACS_RETURN_MAX bytes of printable ASCII without
+ * spaces or backslashes, starting with one '/'; percent escapes well formed, none of them
+ * a control character or a backslash, and the path not starting with "//" once they are
+ * decoded (so not "/%2F/host"). Browsers drop tabs and newlines from URLs and read a
+ * backslash as '/'. */
 static bool return_ok(const char *r)
 {
-	if (r == NULL || r[0] != '/' || r[1] == '/' || r[1] == '\\' || strlen(r) > ACS_RETURN_MAX)
+	size_t len = r != NULL ? strlen(r) : 0;
+	if (len == 0 || len > ACS_RETURN_MAX || r[0] != '/')
 		return false;
-	for (const char *p = r; *p; p++) {
-		if (*p <= ' ' || *p >= 0x7f || *p == '\\')
+	unsigned char second = 0; /* the decoded byte after the leading '/' */
+	size_t n = 0;
+	for (size_t i = 0; i < len; i++, n++) {
+		unsigned char c = (unsigned char)r[i];
+		if (c <= ' ' || c >= 0x7f || c == '\\')
 			return false;
+		if (c == '%') {
+			int hi = hex_digit(r[i + 1]);
+			int lo = hi < 0 ? -1 : hex_digit(r[i + 2]);
+			if (lo < 0)
+				return false;
+			c = (unsigned char)(hi * 16 + lo);
+			if (c < ' ' || c == 0x7f || c == '\\')
+				return false;
+			i += 2;
+		}
+		if (n == 1)
+			second = c;
 	}
-	return true;
+	return second != '/';
 }
 
 static void idp_chooser(struct app *app, struct sp *sp, struct http_request *req,
