@@ -451,13 +451,12 @@ void http_stop(struct http_server *s)
 {
 	if (s == NULL)
 		return;
-	/* No new connections; the workers answer what is queued (each answer resumes its
-	 * connection), then the daemon closes everything. */
-	MHD_socket fd = MHD_quiesce_daemon(s->daemon);
+	/* The workers answer what is queued (each answer resumes its connection); requests
+	 * that complete from now on are answered on their epoll thread (enqueue); then the
+	 * daemon closes everything. No MHD_quiesce_daemon: with epoll threads, libmicrohttpd
+	 * 0.9.75 races its own threads for the listen socket there and can abort. */
 	stop_workers(s);
 	MHD_stop_daemon(s->daemon);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
 	server_free(s);
 }
 
