@@ -216,6 +216,15 @@ static bool domain_has_idp(const struct config_domain *d, const char *idp)
 	return false;
 }
 
+bool idp_has_domain(const struct config *cfg, const char *idp)
+{
+	for (size_t k = 0; k < cfg->n_domains; k++) {
+		if (domain_has_idp(&cfg->domains[k], idp))
+			return true;
+	}
+	return false;
+}
+
 static bool domain_has_scope(const struct config_domain *d, const char *scope)
 {
 	for (size_t i = 0; i < d->scope.n; i++) {

@@ -72,6 +72,9 @@ struct identity {
 	char *attributes;   /* attrs_names() of the assertion, for the login_ok log line */
 };
 
+/* True when some [domain] lists idp (an entityID) among its IdPs. */
+bool idp_has_domain(const struct config *cfg, const char *idp);
+
 /* Pick the domain and build the JID: the domains bound to the IdP, the first whose scope
  * matches the user's identifier (which must also be a scope the IdP may assert).
  * Returns 0 with *id, or -1 with *reason_r and *error_r. */

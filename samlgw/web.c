@@ -88,6 +88,9 @@ static void idp_chooser(struct app *app, struct sp *sp, struct http_request *req
 	tmpl_set_list(vars, "idps");
 	for (size_t i = 0; i < sp->idps->n; i++) {
 		const struct idp *idp = &sp->idps->v[i];
+		/* An IdP no [domain] takes users from would end in a refusal after its login. */
+		if (!idp_has_domain(app->cfg, idp->entity_id))
+			continue;
 		struct tmpl_vars *item = tmpl_list_add(vars, "idps");
 		char *e = http_url_encode(idp->entity_id), *r = http_url_encode(ret);
 		char *href = xasprintf("%s/login?idp=%s&return=%s", app->cfg->http.public_url, e, r);

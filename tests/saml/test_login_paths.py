@@ -158,6 +158,9 @@ def factories(stack, tmp_path_factory):
     return out
 
 
+UNBOUND = "https://unbound.idp.example.net/idp"
+
+
 def multi_domains(factories):
     return "[domain example.org]\nidp = %s\nscope = example.org\n" % ", ".join(
         f[2] for f in factories.values())
@@ -171,9 +174,12 @@ def make_factory(gw, f):
 
 @pytest.fixture(scope="module")
 def multi(stack, factories, tmp_path_factory):
-    """samlgw trusting the three factory IdPs, no discovery service: the chooser."""
+    """samlgw trusting the three factory IdPs, no discovery service: the chooser. Its
+    metadata also holds UNBOUND, an IdP that no [domain] lists."""
     base = tmp_path_factory.mktemp("multi")
-    md = aggregate(base / "agg.xml", [f[3] for f in factories.values()])
+    _key, cert = samltest.make_keypair(base, "unbound")
+    unbound = idp_entity_xml(template_of(stack[1]), UNBOUND, cert, {"en": "Unbound College"})
+    md = aggregate(base / "agg.xml", [f[3] for f in factories.values()] + [unbound])
     gw = spawn(base, stack[0].redis, factories["named"][2], md,
                domains=multi_domains(factories))
     yield gw
@@ -427,6 +433,8 @@ def test_idp_chooser(multi, factories):
     names = re.findall(r'<span class="idp-name">([^<]*)</span>', page.text)
     assert sorted(names) == sorted(["Named University", "Deutsche Hochschule",
                                     factories["bare"][2]])
+    # An IdP that no [domain] takes users from is not offered (its login would be refused).
+    assert UNBOUND not in page.text and "Unbound College" not in page.text
     links = {urllib.parse.parse_qs(urllib.parse.urlsplit(l).query)["idp"][0]: l
              for l in page.links if "/login?idp=" in l}
     assert sorted(links) == sorted(f[2] for f in factories.values())
