@@ -2,6 +2,7 @@
 #include "b64.h"
 #include "util.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,12 +23,29 @@ static const unsigned char b64_value[256] = {
 	['+'] = 63, ['/'] = 64,
 };
 
+/* b64_value of a character at each of the four places of a group, shifted into place;
+ * B64_SLOW set for anything the fast path does not take (white space, '=', the rest). */
+#define B64_SLOW 0x80000000u
+static uint32_t b64_at[4][256];
+static pthread_once_t b64_at_once = PTHREAD_ONCE_INIT;
+
+static void b64_at_init(void)
+{
+	for (unsigned c = 0; c < 256; c++) {
+		unsigned v = b64_value[c];
+		for (unsigned k = 0; k < 4; k++)
+			b64_at[k][c] = v == 0 || v == B64_WS ? B64_SLOW
+							     : (uint32_t)(v - 1) << (18 - 6 * k);
+	}
+}
+
 /* One pass: white space skipped, every other character must be base64, "=" or "==" only
  * at the very end (after white space is removed) and only where padding belongs. */
 int b64_decode(const char *text, size_t len, size_t max, unsigned char **out_r,
 	       size_t *out_len_r)
 {
 	const unsigned char *in = (const unsigned char *)text;
+	pthread_once(&b64_at_once, b64_at_init);
 	/* Strip white space and up to two '=' from the end. */
 	size_t end = len, pad = 0;
 	while (end > 0 && (pad < 2 || b64_value[in[end - 1]] == B64_WS)) {
@@ -47,21 +65,21 @@ int b64_decode(const char *text, size_t len, size_t max, unsigned char **out_r,
 	size_t o = 0, n = 0;
 	uint32_t acc = 0;
 	size_t i = 0;
-	/* Fast path: four characters at a time while none of them is white space. */
 	while (i < end) {
-		if (i + 4 <= end) {
-			unsigned a = b64_value[in[i]] - 1u, b = b64_value[in[i + 1]] - 1u,
-				 c = b64_value[in[i + 2]] - 1u, d = b64_value[in[i + 3]] - 1u;
-			if (n == 0 && (a | b | c | d) < 64) {
-				uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | d;
-				out[o] = (unsigned char)(v >> 16);
-				out[o + 1] = (unsigned char)(v >> 8);
-				out[o + 2] = (unsigned char)v;
-				o += 3;
-				i += 4;
-				continue;
-			}
+		/* Fast path: whole groups of four base64 characters, no white space. */
+		while (n == 0 && i + 4 <= end) {
+			uint32_t v = b64_at[0][in[i]] | b64_at[1][in[i + 1]] | b64_at[2][in[i + 2]] |
+				     b64_at[3][in[i + 3]];
+			if (v & B64_SLOW)
+				break;
+			out[o] = (unsigned char)(v >> 16);
+			out[o + 1] = (unsigned char)(v >> 8);
+			out[o + 2] = (unsigned char)v;
+			o += 3;
+			i += 4;
 		}
+		if (i == end)
+			break;
 		unsigned v = b64_value[in[i++]];
 		if (v == B64_WS)
 			continue;

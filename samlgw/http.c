@@ -475,22 +475,30 @@ const char *http_cookie(const struct http_request *req, const char *name)
 	return MHD_lookup_connection_value(req->conn, MHD_COOKIE_KIND, name);
 }
 
-/* Decode one urlencoded component in place; false on a bad escape or a NUL. */
+/* Decode one urlencoded component in place; false on a bad escape or a NUL. Runs without
+ * '%' or '+' move in one piece (a SAMLResponse is long base64 with an escape every few
+ * dozen characters). */
 static bool url_decode(char *s)
 {
-	char *o = s;
-	for (char *p = s; *p; p++) {
+	char *o = s, *p = s;
+	for (;;) {
+		size_t run = strcspn(p, "%+");
+		if (o != p)
+			memmove(o, p, run);
+		o += run;
+		p += run;
+		if (*p == '\0')
+			break;
 		if (*p == '+') {
 			*o++ = ' ';
-		} else if (*p == '%') {
-			int h = hex_digit(p[1]), l = h < 0 ? -1 : hex_digit(p[2]);
-			if (h < 0 || l < 0 || (h == 0 && l == 0))
-				return false;
-			*o++ = (char)(h * 16 + l);
-			p += 2;
-		} else {
-			*o++ = *p;
+			p++;
+			continue;
 		}
+		int h = hex_digit(p[1]), l = h < 0 ? -1 : hex_digit(p[2]);
+		if (h < 0 || l < 0 || (h == 0 && l == 0))
+			return false;
+		*o++ = (char)(h * 16 + l);
+		p += 3;
 	}
 	*o = '\0';
 	return true;
