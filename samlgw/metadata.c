@@ -254,19 +254,13 @@ fail:
 	return -1;
 }
 
-/* 1 when node's validUntil passed, 0 when it has none or it lies ahead, -1 when it is not
- * a UTC dateTime (error in error_buf). */
-static int valid_until_passed(const xmlNode *node, time_t now)
+/* True when an element inside the aggregate is to be left out: its validUntil passed, or
+ * is no UTC dateTime (one member's careless metadata must not stop every login). */
+static bool inner_expired(const xmlNode *node, time_t now)
 {
 	const char *v = xml_attr(node, "validUntil");
 	time_t t;
-	if (v == NULL)
-		return 0;
-	if (!xml_parse_time(v, &t)) {
-		fmt_error("line %ld: validUntil is not a UTC dateTime", xmlGetLineNo(node));
-		return -1;
-	}
-	return t < now;
+	return v != NULL && (!xml_parse_time(v, &t) || t < now);
 }
 
 static int walk(struct loader *l, xmlNode *node, int depth)
@@ -275,12 +269,9 @@ static int walk(struct loader *l, xmlNode *node, int depth)
 		fmt_error("EntitiesDescriptor nested too deeply");
 		return -1;
 	}
-	if (depth > 0) {
-		int passed = valid_until_passed(node, time(NULL));
-		if (passed != 0) {
-			l->set->n_expired += passed > 0;
-			return passed > 0 ? 0 : -1;
-		}
+	if (depth > 0 && inner_expired(node, time(NULL))) {
+		l->set->n_expired++;
+		return 0;
 	}
 	if (xml_is(node, NS_MD, "EntityDescriptor"))
 		return load_entity(l, node);

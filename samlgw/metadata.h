@@ -36,7 +36,7 @@ struct idp_set {
 	struct idp *v; /* sorted by entity_id */
 	size_t n;
 	size_t n_expired; /* inner EntityDescriptors/EntitiesDescriptors left out: their
-			   * validUntil passed */
+			   * validUntil passed or is no UTC dateTime */
 };
 
 /* Called once per IdP while loading, with the IdP's EntityDescriptor as a standalone XML
@@ -45,8 +45,8 @@ typedef int idp_loaded_cb(void *ctx, const struct idp *idp, const char *entity_x
 			  const char **error_r);
 
 /* Load path; when metadata_cert is not NULL the root element must carry a signature that
- * verifies with it. A root element whose validUntil passed fails the load; an inner one
- * is left out with everything in it (counted in n_expired). Returns 0 with *set_r, or -1
+ * verifies with it. A root element whose validUntil passed (or is no UTC dateTime) fails
+ * the load; an inner one is left out with everything in it (counted in n_expired). Returns 0 with *set_r, or -1
  * with *error_r (valid until the next call in this thread). */
 int idp_set_load(const char *path, const char *metadata_cert, bool allow_sha1,
 		 idp_loaded_cb *cb, void *cb_ctx, struct idp_set **set_r, const char **error_r);

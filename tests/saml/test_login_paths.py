@@ -619,7 +619,8 @@ def test_metadata_valid_until(stack, tmp_path):
 
 def test_metadata_nested_valid_until(stack, factories, tmp_path):
     """In an aggregate, an EntityDescriptor (or inner EntitiesDescriptor) whose validUntil
-    passed is not trusted; the others are. All of them expired: no IdP, --check fails."""
+    passed, or is no UTC dateTime, is not trusted; the others are. All of them expired: no
+    IdP, --check fails."""
     gw, idp = stack
     template = template_of(idp)
     fresh = idp_entity_xml(template, "https://fresh.idp.example.net/idp", factories["named"][1],
@@ -630,17 +631,21 @@ def test_metadata_nested_valid_until(stack, factories, tmp_path):
                           validUntil=samltest.saml_time(-60))
     inner.append(idp_entity_xml(template, "https://inner.idp.example.net/idp",
                                 factories["named"][1]))
-    md = aggregate(tmp_path / "agg.xml", [fresh, stale, inner])
+    # A validUntil that is no UTC dateTime (an offset) leaves that member out, not the
+    # whole aggregate.
+    odd = idp_entity_xml(template, "https://odd.idp.example.net/idp", factories["named"][1])
+    odd.set("validUntil", "2099-01-01T00:00:00+01:00")
+    md = aggregate(tmp_path / "agg.xml", [fresh, stale, inner, odd])
     domains = "[domain example.org]\nidp = https://fresh.idp.example.net/idp\n"
     g = spawn(tmp_path, gw.redis, "https://fresh.idp.example.net/idp", md, domains=domains)
     try:
         started = g.log_lines("started")[-1]
-        assert "idps=1 " in started and "expired_entries=2" in started, started
+        assert "idps=1 " in started and "expired_entries=3" in started, started
         b = samltest.Browser()
         ok = b.get(g.url + "/login", params={"idp": "https://fresh.idp.example.net/idp"},
                    follow=False)
         assert ok.status == 302
-        for name in ("stale", "inner"):
+        for name in ("stale", "inner", "odd"):
             no = b.get(g.url + "/login", params={"idp": "https://%s.idp.example.net/idp" % name},
                        follow=False)
             assert no.status == 400, (name, no.status)
