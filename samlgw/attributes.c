@@ -71,10 +71,14 @@ static char *targeted_id(const xmlNode *value)
 	xmlNode *nid = xml_child(value, NS_SAML, "NameID");
 	if (nid == NULL)
 		return xml_text(value, ATTR_VALUE_MAX);
+	const char *nq = xml_attr(nid, "NameQualifier"), *spq = xml_attr(nid, "SPNameQualifier");
+	if ((nq != NULL && strlen(nq) > ATTR_VALUE_MAX) ||
+	    (spq != NULL && strlen(spq) > ATTR_VALUE_MAX))
+		return NULL;
 	char *v = xml_text(nid, ATTR_VALUE_MAX);
 	if (v == NULL)
 		return NULL;
-	const char *nq = xml_attr(nid, "NameQualifier"), *spq = xml_attr(nid, "SPNameQualifier");
+	str_trim(v); /* the NameID's own white space, as for every other value */
 	char *out = xasprintf("%s!%s!%s", nq ? nq : "", spq ? spq : "", v);
 	free(v);
 	return out;

@@ -190,6 +190,20 @@ def test_values_trimmed(ident):
     assert jid_of(s.gw, page) == "alice@eppn.example.org"
 
 
+def test_targeted_id_trimmed_and_capped(ident):
+    """eduPersonTargetedID's NameID is trimmed like any value; its qualifiers are capped
+    like values (1024 bytes)."""
+    s = ident
+    tid = lambda **kw: {"uid": ["alice"], "eduPersonTargetedID": [dict(nameid="\n  t1d\n ", **kw)]}
+    page = post(s.gw, s.uid, attributes=tid())[0]
+    assert attributes_of(s.gw, page) == ["eduPersonTargetedID", "uid"]
+    accepted(post(s.gw, s.uid, attributes=tid(name_qualifier="q" * 1024))[0])
+    refused_with(s.gw, post(s.gw, s.uid, attributes=tid(name_qualifier="q" * 1025))[0],
+                 "attributes_invalid")
+    refused_with(s.gw, post(s.gw, s.uid, attributes=tid(sp_name_qualifier="q" * 1025))[0],
+                 "attributes_invalid")
+
+
 # ------------------------------------------------------------------ localpart sources
 
 # (IdP and its [domain]'s localpart source, the attribute, a value template)
