@@ -48,20 +48,22 @@ static void metadata(struct app *app, struct http_reply *reply)
 	sp_unref(sp);
 }
 
-/* A return path (attacker-controlled) must stay on this site, also for whatever decodes it
- * once more (a proxy, a browser): at most ACS_RETURN_MAX bytes of printable ASCII without
- * spaces or backslashes, starting with one '/'; percent escapes well formed, none of them
- * a control character or a backslash, and the path not starting with "//" once they are
- * decoded (so not "/%2F/host"). Browsers drop tabs and newlines from URLs and read a
+/* A return path (attacker-controlled) must stay on this site and under public_url's path,
+ * also for whatever decodes it once more (a proxy, a browser): at most ACS_RETURN_MAX
+ * bytes of printable ASCII without spaces or backslashes, starting with one '/'; percent
+ * escapes well formed, none of them a control character or a backslash; and once they are
+ * decoded, the path (before any '?' or '#') neither starts with "//" ("/%2F/host") nor
+ * holds a "." or ".." segment, which browsers resolve ("/.//host" is "//host", "/../x"
+ * leaves public_url's path). Browsers drop tabs and newlines from URLs and read a
  * backslash as '/'. */
 static bool return_ok(const char *r)
 {
 	size_t len = r != NULL ? strlen(r) : 0;
 	if (len == 0 || len > ACS_RETURN_MAX || r[0] != '/')
 		return false;
-	unsigned char second = 0; /* the decoded byte after the leading '/' */
+	char d[ACS_RETURN_MAX + 1]; /* r decoded */
 	size_t n = 0;
-	for (size_t i = 0; i < len; i++, n++) {
+	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)r[i];
 		if (c <= ' ' || c >= 0x7f || c == '\\')
 			return false;
@@ -75,10 +77,20 @@ static bool return_ok(const char *r)
 				return false;
 			i += 2;
 		}
-		if (n == 1)
-			second = c;
+		d[n++] = (char)c;
 	}
-	return second != '/';
+	d[n] = '\0';
+	d[strcspn(d, "?#")] = '\0'; /* the path */
+	if (d[1] == '/')
+		return false;
+	for (const char *seg = d + 1;; seg++) {
+		size_t sl = strcspn(seg, "/");
+		if ((sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.'))
+			return false;
+		seg += sl;
+		if (*seg == '\0')
+			return true;
+	}
 }
 
 static void idp_chooser(struct app *app, struct sp *sp, struct http_request *req,

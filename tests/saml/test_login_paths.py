@@ -491,9 +491,14 @@ EVIL = ["//evil.example", "\\\\evil.example", "/\\evil.example", "http:evil.exam
         "/%5Cevil.example", "/%2f%2fevil.example", "/\t/evil.example", "/\n/evil.example",
         "\t//evil.example", "/\r\nLocation: https://evil.example", "/%09/evil.example",
         "/%0d%0aSet-Cookie:%20x=1", "evil.example", "@evil.example", " /foo",
-        "/" + "a" * 600]
-# Local paths: kept as they are (an escaped '/' or space past the first segment is fine).
-GOOD = ["/foo?x=1", "/", "/a%20b/%C3%A9?q=%2F&r=1"]
+        "/" + "a" * 600,
+        # dot segments, which a browser resolves: to "//evil.example", or out of public_url's
+        # path (plain, escaped, after a first segment)
+        "/.//evil.example", "/%2e//evil.example", "/a/..//evil.example", "/../x", "/%2e%2e/x",
+        "/a/%2E%2E/%2E%2E/x", "/a/./b", "/a/.."]
+# Local paths: kept as they are (an escaped '/' or space past the first segment is fine;
+# dots inside a segment and in the query are no dot segments).
+GOOD = ["/foo?x=1", "/", "/a%20b/%C3%A9?q=%2F&r=1", "/a.b/..c/x.?q=/../..#.."]
 
 
 @pytest.fixture(scope="module")
