@@ -68,7 +68,7 @@ static void request_free(struct http_request *req)
 		return;
 	free(req->path);
 	if (req->body != NULL) {
-		secret_wipe(req->body, req->body_cap);
+		secret_wipe(req->body, req->body_len + 1); /* form decoding only shrinks it */
 		free(req->body);
 	}
 	free(req->form); /* its fields point into the body */
@@ -231,6 +231,28 @@ static size_t declared_length(struct MHD_Connection *conn)
 	return *end != '\0' || errno != 0 || n > HTTP_BODY_MAX ? SIZE_MAX : (size_t)n;
 }
 
+/* Room for need bytes of body (need <= HTTP_BODY_MAX + 1). The first buffer takes the
+ * declared length, but at most HTTP_BODY_FIRST (a client announcing 256 KiB and sending a
+ * byte holds no more), then it doubles; a buffer left behind is wiped first. */
+#define HTTP_BODY_FIRST (32 * 1024)
+static void body_grow(struct http_request *req, size_t need, size_t declared)
+{
+	size_t cap = req->body == NULL ? (declared < HTTP_BODY_FIRST ? declared : HTTP_BODY_FIRST) + 1
+				       : 2 * need;
+	if (cap < need)
+		cap = need;
+	if (cap > HTTP_BODY_MAX + 1)
+		cap = HTTP_BODY_MAX + 1;
+	char *body = xcalloc(1, cap);
+	if (req->body != NULL) {
+		memcpy(body, req->body, req->body_len + 1);
+		secret_wipe(req->body, req->body_len + 1);
+		free(req->body);
+	}
+	req->body = body;
+	req->body_cap = cap;
+}
+
 /* The calling epoll thread serves this one connection only: may it run the handler itself?
  * Then a handler waiting on Redis holds up nothing but its own connection, and the request
  * saves the hand-off to a worker and back (two thread wake-ups). */
@@ -278,16 +300,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		size_t n = *upload_data_size;
 		if (!req->too_large && req->body_len + n <= HTTP_BODY_MAX) {
 			size_t need = req->body_len + n + 1;
-			if (need > req->body_cap) {
-				/* The declared length at once (within the cap), then doubling. */
-				size_t cap = req->body == NULL ? declared_length(conn) + 1 : 2 * need;
-				if (cap < need)
-					cap = need;
-				if (cap > HTTP_BODY_MAX + 1)
-					cap = HTTP_BODY_MAX + 1;
-				req->body = xrealloc(req->body, cap);
-				req->body_cap = cap;
-			}
+			if (need > req->body_cap)
+				body_grow(req, need, declared_length(conn));
 			memcpy(req->body + req->body_len, upload_data, n);
 			req->body_len += n;
 			req->body[req->body_len] = '\0';

@@ -2,6 +2,7 @@
 control: the same factory settings without the fault are accepted, so no test can pass by
 accident. Responses are built by samltest.ResponseFactory as the test IdP (its key), for an
 AuthnRequest that samlgw really sent (so InResponseTo is outstanding)."""
+import http.client
 import urllib.parse
 
 import pytest
@@ -210,6 +211,38 @@ def test_body_cap(stack):
     gw, idp = stack
     page = samltest.Browser().post(gw.acs, {"SAMLResponse": "A" * (300 * 1024)}, follow=False)
     assert page.status == 413
+
+
+def _chunked_post(gw, body, chunk=7000):
+    """POST body to the ACS in chunks without a Content-Length: (status, headers)."""
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
+    try:
+        conn.putrequest("POST", "/saml/acs")
+        conn.putheader("Content-Type", "application/x-www-form-urlencoded")
+        conn.putheader("Transfer-Encoding", "chunked")
+        conn.endheaders()
+        for i in range(0, len(body), chunk):
+            part = body[i:i + chunk]
+            conn.send(b"%x\r\n%s\r\n" % (len(part), part))
+        conn.send(b"0\r\n\r\n")
+        r = conn.getresponse()
+        r.read()
+        return r.status, dict(r.getheaders())
+    finally:
+        conn.close()
+
+
+def test_chunked_body(stack):
+    """A body sent in chunks without a Content-Length grows past the first buffer and is read
+    whole (a Response after 100 KB of other fields is accepted); past 256 KiB it is 413."""
+    gw, idp = stack
+    factory = idp.factory(SP_ENTITY, gw.acs, sp_enc_cert=gw.sp_cert)
+    b64 = factory.build(in_response_to=start_request(gw, idp)).b64
+    body = b"pad=" + b"x" * 100000 + b"&SAMLResponse=" + urllib.parse.quote(b64, safe="").encode()
+    status, headers = _chunked_post(gw, body)
+    assert status == 303, status
+    status, _ = _chunked_post(gw, b"SAMLResponse=" + b"A" * (257 * 1024))
+    assert status == 413, status
 
 
 # (case, the POST body, its Content-Type); "{}" stands for a valid Response's base64, which
