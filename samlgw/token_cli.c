@@ -308,8 +308,14 @@ static int cmd_verify(const struct args *a, const struct config *cfg, struct tok
 		}
 		snprintf(service, sizeof(service), "%s", a->service);
 	} else {
-		/* The first of token.services: the service this deployment is mostly for. */
-		size_t n = strcspn(cfg->token.services, ", \t");
+		/* The first of token.services: the service this deployment is mostly for. With
+		 * "*" (all services, canonical form of any list that holds it) there is none. */
+		size_t n = strcspn(cfg->token.services, ",");
+		if (n == 1 && cfg->token.services[0] == '*') {
+			fail_msg("--service is needed: token.services is * (every service), so "
+				 "there is no default one to check");
+			return EXIT_USAGE;
+		}
 		snprintf(service, sizeof(service), "%.*s", (int)n, cfg->token.services);
 	}
 	char *buf = xcalloc(1, STDIN_MAX + 2);

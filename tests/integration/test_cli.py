@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import (EXIT_OK, EXIT_REFUSED, EXIT_UNAVAILABLE, EXIT_USAGE, REDIS_TIMEOUT_MS,
-                      TOKEN_BIN)
+                      TOKEN_BIN, config_text)
 
 TOKEN_RE = re.compile(r"^samlgw_[A-Za-z0-9_-]+$")
 TOKEN_PREFIX = "samlgw_"
@@ -31,8 +31,8 @@ def issue(run, jid, *extra):
     return token
 
 
-def verify(run, jid, token, *extra):
-    return run(["verify", "--jid", jid] + list(extra), input=token + "\n")
+def verify(run, jid, token, *extra, **kw):
+    return run(["verify", "--jid", jid] + list(extra), input=token + "\n", **kw)
 
 
 def token_hash(token):
@@ -186,6 +186,24 @@ def test_service_binding(run):
     assert verify(run, jid, multi, "--service", "xmpp").returncode == EXIT_OK
     assert verify(run, jid, multi, "--service", "imap").returncode == EXIT_OK
     assert_refused(verify(run, jid, multi, "--service", "smtp"), "smtp")
+
+
+def test_verify_default_service(run, redis, tmp_path):
+    """verify without --service checks the first of token.services (written loosely, it is
+    still found); when the list holds * there is no default: a usage error."""
+    jid = "alice@example.org"
+    for services, default in (("IMAP , xmpp", "imap"), ("xmpp, *", None), ("*", None)):
+        conf = tmp_path / ("services-%d.conf" % len(services))
+        conf.write_text(config_text(redis.url).replace("services = xmpp",
+                                                      "services = " + services))
+        token = issue(run, jid, "--service", "*")
+        r = verify(run, jid, token, config=conf)
+        if default is None:
+            assert r.returncode == EXIT_USAGE, (services, r.stdout, r.stderr)
+            assert "--service is needed" in r.stderr
+        else:
+            assert r.returncode == EXIT_OK, (services, r.stderr)
+        assert verify(run, jid, token, "--service", "smtp", config=conf).returncode == EXIT_OK
 
 
 # 5 ------------------------------------------------------------------------------------------
