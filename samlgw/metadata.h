@@ -46,8 +46,8 @@ typedef int idp_loaded_cb(void *ctx, const struct idp *idp, const char *entity_x
 
 /* Load path; when metadata_cert is not NULL the root element must carry a signature that
  * verifies with it. A root element whose validUntil passed (or is no UTC dateTime) fails
- * the load; an inner one is left out with everything in it (counted in n_expired). Returns 0 with *set_r, or -1
- * with *error_r (valid until the next call in this thread). */
+ * the load; an inner one is left out with everything in it (counted in n_expired).
+ * Returns 0 with *set_r, or -1 with *error_r (valid until the next call in this thread). */
 int idp_set_load(const char *path, const char *metadata_cert, bool allow_sha1,
 		 idp_loaded_cb *cb, void *cb_ctx, struct idp_set **set_r, const char **error_r);
 void idp_set_free(struct idp_set *set);

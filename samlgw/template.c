@@ -388,7 +388,7 @@ int templates_load_pages(const char *dir, const char *const *pages, size_t n_pag
 	    templates_load_files(dir, l.v, l.n, &T, error_r) < 0)
 		goto out;
 	for (size_t i = 0; i < n_pages; i++) {
-		if (find_page(T, pages[i]) == NULL || strcmp(pages[i], "layout") == 0) {
+		if (find_page(T, pages[i]) == NULL) {
 			*error_r = tmpl_error("%s/%s.html:1: missing (samlgw renders this page)", dir,
 					      pages[i]);
 			goto out;

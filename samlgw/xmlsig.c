@@ -409,8 +409,8 @@ static int digest_sink(void *ctx, const unsigned char *data, size_t len)
 }
 
 /* Canonicalise set (with c) straight into a digest of md. */
-static int c14n_digest(xmlDoc *doc, const struct c14n_node_set *set, const struct c14n *c, enum md md,
-		       unsigned char *out, unsigned *out_len)
+static int c14n_digest(xmlDoc *doc, const struct c14n_node_set *set, const struct c14n *c,
+		       enum md md, unsigned char *out, unsigned *out_len)
 {
 	const EVP_MD *m = md_get(md);
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
