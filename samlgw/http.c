@@ -243,7 +243,8 @@ static void body_grow(struct http_request *req, size_t need, size_t declared)
 		cap = need;
 	if (cap > HTTP_BODY_MAX + 1)
 		cap = HTTP_BODY_MAX + 1;
-	char *body = xcalloc(1, cap);
+	char *body = xrealloc(NULL, cap); /* read up to body_len, which stays NUL-terminated */
+	body[0] = '\0';
 	if (req->body != NULL) {
 		memcpy(body, req->body, req->body_len + 1);
 		secret_wipe(req->body, req->body_len + 1);
