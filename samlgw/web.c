@@ -52,7 +52,7 @@ static void metadata(struct app *app, struct http_reply *reply)
  * also for whatever decodes it once more (a proxy, a browser): at most ACS_RETURN_MAX
  * bytes of printable ASCII without spaces or backslashes, starting with one '/'; percent
  * escapes well formed, none of them a control character or a backslash; and once they are
- * decoded, the path (before any '?' or '#') neither starts with "//" ("/%2F/host") nor
+ * decoded, the path (before any raw '?' or '#') neither starts with "//" ("/%2F/host") nor
  * holds a "." or ".." segment, which browsers resolve ("/.//host" is "//host", "/../x"
  * leaves public_url's path). Browsers drop tabs and newlines from URLs and read a
  * backslash as '/'. */
@@ -62,8 +62,10 @@ static bool return_ok(const char *r)
 	if (len == 0 || len > ACS_RETURN_MAX || r[0] != '/')
 		return false;
 	char d[ACS_RETURN_MAX + 1]; /* r decoded */
-	size_t n = 0;
+	size_t n = 0, path_end = strcspn(r, "?#"), path_len = 0;
 	for (size_t i = 0; i < len; i++) {
+		if (i == path_end)
+			path_len = n; /* the path ends at a raw '?' or '#', not at an escaped one */
 		unsigned char c = (unsigned char)r[i];
 		if (c <= ' ' || c >= 0x7f || c == '\\')
 			return false;
@@ -79,8 +81,7 @@ static bool return_ok(const char *r)
 		}
 		d[n++] = (char)c;
 	}
-	d[n] = '\0';
-	d[strcspn(d, "?#")] = '\0'; /* the path */
+	d[path_end < len ? path_len : n] = '\0'; /* the path */
 	if (d[1] == '/')
 		return false;
 	for (const char *seg = d + 1;; seg++) {
