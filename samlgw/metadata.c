@@ -342,7 +342,7 @@ int idp_set_load(const char *path, const char *metadata_cert, bool allow_sha1,
 	if (set->n == 0) {
 		*error_r = fmt_error("%s: no SAML 2.0 IdP in the metadata%s", path,
 				     set->n_expired > 0 ? " (some were left out: their validUntil "
-							  "passed)"
+							  "passed or is no UTC dateTime)"
 							: "");
 		goto fail;
 	}
