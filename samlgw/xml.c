@@ -138,11 +138,37 @@ char *xml_text(const xmlNode *node, size_t max)
 	return out;
 }
 
-int xml_register_ids(xmlDoc *doc, xmlNode *node, const char **error_r)
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+static size_t ns_declared(const xmlNode *n)
+{
+	size_t count = 0;
+	for (const xmlNs *ns = n->nsDef; ns != NULL; ns = ns->next)
+		count++;
+	return count;
+}
+
+/* xml_register_ids for the siblings from node on, at depth with in_scope namespace
+ * declarations on their ancestors. */
+static int register_ids(xmlDoc *doc, xmlNode *node, size_t depth, size_t in_scope,
+			const char **error_r)
 {
 	for (xmlNode *n = node; n != NULL; n = n->next) {
 		if (n->type != XML_ELEMENT_NODE)
 			continue;
+		/* Inclusive C14N and InclusiveNamespaces look namespaces up along the
+		 * ancestors of every element: bounded by these two. */
+		if (depth > XML_DEPTH_MAX) {
+			*error_r = "the XML is nested more than " STR(XML_DEPTH_MAX) " elements deep";
+			return -1;
+		}
+		size_t here = in_scope + ns_declared(n);
+		if (here > XML_NS_IN_SCOPE_MAX) {
+			*error_r = "an element has more than " STR(XML_NS_IN_SCOPE_MAX) " namespace "
+				   "declarations in scope";
+			return -1;
+		}
 		for (xmlAttr *a = n->properties; a != NULL; a = a->next) {
 			if (a->ns != NULL || strcmp((const char *)a->name, "ID") != 0)
 				continue;
@@ -165,10 +191,22 @@ int xml_register_ids(xmlDoc *doc, xmlNode *node, const char **error_r)
 				return -1;
 			}
 		}
-		if (n->children != NULL && xml_register_ids(doc, n->children, error_r) < 0)
+		if (n->children != NULL &&
+		    register_ids(doc, n->children, depth + 1, here, error_r) < 0)
 			return -1;
 	}
 	return 0;
+}
+
+int xml_register_ids(xmlDoc *doc, xmlNode *node, const char **error_r)
+{
+	size_t depth = 1, in_scope = 0;
+	for (const xmlNode *p = node->parent; p != NULL && p->type == XML_ELEMENT_NODE;
+	     p = p->parent) {
+		depth++;
+		in_scope += ns_declared(p);
+	}
+	return register_ids(doc, node, depth, in_scope, error_r);
 }
 
 static bool digits(const char *s, int n, int *out)

@@ -47,9 +47,14 @@ const char *xml_attr_ns(const xmlNode *node, const char *ns, const char *name);
  * with free()), or NULL when the element holds anything but text or is longer than max. */
 char *xml_text(const xmlNode *node, size_t max);
 
-/* Register every un-namespaced attribute "ID" under node as an XML ID, so that a
- * same-document reference "#X" finds exactly one element. Returns -1 with *error_r when
- * an ID value is used twice. */
+/* Register every un-namespaced attribute "ID" under node (node and its following
+ * siblings) as an XML ID, so that a same-document reference "#X" finds exactly one
+ * element. Also caps what canonicalisation costs grow with: no element under node lies
+ * deeper than XML_DEPTH_MAX elements in the document, or has more than XML_NS_IN_SCOPE_MAX
+ * namespace declarations on itself and its ancestors. Returns -1 with *error_r when an ID
+ * value is used twice or a cap is passed. Call it before any signature check. */
+#define XML_DEPTH_MAX 48
+#define XML_NS_IN_SCOPE_MAX 128
 int xml_register_ids(xmlDoc *doc, xmlNode *node, const char **error_r);
 
 /* Parse an xs:dateTime in UTC ("2024-05-01T10:00:00Z", fractions allowed, the Z or

@@ -30,7 +30,7 @@
 #define CERT_DER_MAX (64 * 1024)
 #define CERT_FILE_MAX (1024 * 1024)
 #define SIGNATURE_MAX 2048 /* bytes: RSA-16384 */
-#define PREFIXES_MAX 32    /* InclusiveNamespaces tokens */
+#define PREFIXES_MAX 8     /* InclusiveNamespaces tokens */
 
 #define NS_EXC_C14N "http://www.w3.org/2001/10/xml-exc-c14n#"
 #define NS_C14N "http://www.w3.org/TR/2001/REC-xml-c14n-20010315"
@@ -530,6 +530,25 @@ int xmlsig_verify(xmlNode *elem, const struct xmlsig_keys *keys, bool allow_sha1
 		*error_r = "the IdP's metadata has no signing key";
 		goto out;
 	}
+	/* SignedInfo first: it is small, and a message nobody with the IdP's key signed goes
+	 * no further than one RSA verify (the Reference's digest below walks the whole signed
+	 * element). */
+	struct c14n_node_set si_set = {s.signed_info, NULL, true};
+	if (c14n_digest(elem->doc, &si_set, &s.si_c14n, s.method->md, hash, &hash_len) < 0) {
+		*error_r = "SignedInfo cannot be canonicalised";
+		goto out;
+	}
+	if (decode_text(s.value, SIGNATURE_MAX, &value, &value_len) < 0) {
+		*error_r = "the SignatureValue is not base64 of at most 2048 bytes";
+		goto out;
+	}
+	bool verified = false;
+	for (size_t i = 0; i < keys->n && !verified; i++)
+		verified = verify_with(keys->v[i], s.method, hash, hash_len, value, value_len);
+	if (!verified) {
+		*error_r = "the signature does not verify with any of the IdP's signing keys";
+		goto out;
+	}
 	/* The Reference: elem, minus the signature when enveloped, never its comments (a
 	 * same-document "#ID" reference drops them). */
 	struct c14n_node_set ref_set = {elem, s.enveloped ? sig : NULL, false};
@@ -543,20 +562,7 @@ int xmlsig_verify(xmlNode *elem, const struct xmlsig_keys *keys, bool allow_sha1
 			   "DigestValue (changed after signing)";
 		goto out;
 	}
-	struct c14n_node_set si_set = {s.signed_info, NULL, true};
-	if (c14n_digest(elem->doc, &si_set, &s.si_c14n, s.method->md, hash, &hash_len) < 0) {
-		*error_r = "SignedInfo cannot be canonicalised";
-		goto out;
-	}
-	if (decode_text(s.value, SIGNATURE_MAX, &value, &value_len) < 0) {
-		*error_r = "the SignatureValue is not base64 of at most 2048 bytes";
-		goto out;
-	}
-	*error_r = "the signature does not verify with any of the IdP's signing keys";
-	for (size_t i = 0; i < keys->n && ret < 0; i++) {
-		if (verify_with(keys->v[i], s.method, hash, hash_len, value, value_len))
-			ret = 0;
-	}
+	ret = 0;
 out:
 	c14n_clear(&s.si_c14n);
 	c14n_clear(&s.ref_c14n);

@@ -213,6 +213,43 @@ def test_body_cap(stack):
     assert page.status == 413
 
 
+def _extensions(root, ext):
+    root.insert(list(root).index(samltest.find(root, "saml:Issuer")) + 1, ext)
+    return root
+
+
+def _namespaces(n):
+    """samlp:Extensions declaring n namespaces (canonicalisation cost grows with them)."""
+    def hook(root):
+        nsmap = {"p%d" % i: "urn:x:%d" % i for i in range(n)}
+        return _extensions(root, root.makeelement(samltest.SAMLP + "Extensions", {}, nsmap))
+    return hook
+
+
+def _nested(depth):
+    """samlp:Extensions holding elements nested depth deep."""
+    def hook(root):
+        ext = cur = root.makeelement(samltest.SAMLP + "Extensions", {})
+        for _ in range(depth):
+            child = cur.makeelement("{urn:x}a", {})
+            cur.append(child)
+            cur = child
+        return _extensions(root, ext)
+    return hook
+
+
+@pytest.mark.parametrize("fault,control", [
+    (_namespaces(200), _namespaces(100)),
+    (_nested(60), _nested(30)),
+], ids=["namespaces_in_scope", "depth"])
+def test_canonicalisation_caps(stack, fault, control):
+    """What C14N work grows with is capped before any signature check: namespace
+    declarations in scope (128) and element depth (48); signed Responses within them pass."""
+    gw, idp = stack
+    accepted(post(gw, idp, before_sign=control)[0])
+    refused_with(gw, post(gw, idp, before_sign=fault)[0], "xml_invalid")
+
+
 def _chunked_post(gw, body, chunk=7000):
     """POST body to the ACS in chunks without a Content-Length: (status, headers)."""
     conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=20)
