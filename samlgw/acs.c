@@ -137,6 +137,16 @@ static int check_subject(struct check *c, const xmlNode *assertion, const char *
 			last = w;
 			continue;
 		}
+		/* The replay entry must outlive every confirmation that could accept the
+		 * assertion later, not only this one: the latest NotOnOrAfter of them all. */
+		for (xmlNode *o = xml_child(subj, NS_SAML, "SubjectConfirmation"); o != NULL;
+		     o = xml_next(o, NS_SAML, "SubjectConfirmation")) {
+			xmlNode *od = xml_child(o, NS_SAML, "SubjectConfirmationData");
+			time_t t;
+			if (od != NULL && xml_parse_time(xml_attr(od, "NotOnOrAfter"), &t) &&
+			    t > *nooa_r)
+				*nooa_r = t;
+		}
 		return 0;
 	}
 	*c = last;

@@ -9,6 +9,7 @@ One gateway (fixture `ident`) trusts four IdPs that exist only as ResponseFactor
 (their metadata is tests/fuzz/acs/idp-metadata.xml with another entityID, key and
 shibmd:Scope list), each bound to its own [domain] with its own `localpart`, and runs with
 clock_skew = 45 (not the default 180)."""
+import copy
 import datetime
 import hashlib
 import re
@@ -369,3 +370,25 @@ def test_replay_entry_lives_until_latest_not_on_or_after_plus_skew(ident, cond, 
     accepted(page)
     expected = now + max(cond or 0, subj) + SKEW
     assert abs(replay_expiry(s, s.eppn, built.assertion_id) - expected) <= 2
+
+
+
+def test_replay_entry_outlives_a_later_subject_confirmation(ident):
+    """With two bearer SubjectConfirmations the entry lasts until the later one's
+    NotOnOrAfter, whichever of them accepted the assertion first."""
+    s = ident
+    now = int(time.time())
+
+    def second_confirmation(root):
+        subj = root.find(".//" + samltest.SAML + "Subject")
+        first = subj.find(samltest.SAML + "SubjectConfirmation")
+        later = copy.deepcopy(first)
+        later.find(samltest.SAML + "SubjectConfirmationData").set(
+            "NotOnOrAfter", samltest.saml_time(_at(now + 1800)))
+        first.addnext(later)
+        return root
+
+    page, built = post(s.gw, s.eppn, not_on_or_after=_at(now + 300),
+                       subject_not_on_or_after=_at(now + 300), before_sign=second_confirmation)
+    accepted(page)
+    assert abs(replay_expiry(s, s.eppn, built.assertion_id) - (now + 1800 + SKEW)) <= 2
