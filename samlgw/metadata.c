@@ -97,9 +97,16 @@ static int add_scopes(struct idp *idp, const xmlNode *ext)
 		sc->value = v;
 		sc->regexp = truthy(xml_attr(s, "regexp"));
 		if (sc->regexp) {
-			char *pattern = xasprintf("^(%s)$", v);
-			int rc = regcomp(&sc->re, pattern, REG_EXTENDED | REG_NOSUB | REG_ICASE);
-			free(pattern);
+			/* Matched whole: anchored in a group of its own, after it compiled alone
+			 * (so "a)|(.*" cannot close that group and match every scope). */
+			regex_t alone;
+			int rc = regcomp(&alone, v, REG_EXTENDED | REG_NOSUB | REG_ICASE);
+			if (rc == 0) {
+				regfree(&alone);
+				char *pattern = xasprintf("^(%s)$", v);
+				rc = regcomp(&sc->re, pattern, REG_EXTENDED | REG_NOSUB | REG_ICASE);
+				free(pattern);
+			}
 			if (rc != 0) {
 				free(v);
 				fmt_error("%s: shibmd:Scope regexp is not a valid POSIX extended "

@@ -626,6 +626,24 @@ def test_metadata_valid_until(stack, tmp_path):
     assert r.returncode == 1 and "expired" in r.stderr, r.stderr
 
 
+def test_metadata_scope_regexp_must_compile_alone(stack, tmp_path):
+    """A shibmd:Scope regexp is matched whole: one that only compiles inside samlgw's
+    anchoring group ("x)|(.*" would close it and match every scope) is refused."""
+    gw, idp = stack
+    for pattern, ok in (("[a-z]+\\.example\\.org", True), ("example\\.org)|(.*", False)):
+        root = template_of(idp)
+        ext = root.find(".//{%s}IDPSSODescriptor/{%s}Extensions" % (NS["md"], NS["md"]))
+        scope = etree.SubElement(ext, "{urn:mace:shibboleth:metadata:1.0}Scope", regexp="true")
+        scope.text = pattern
+        path = tmp_path / ("scope-%s.xml" % ok)
+        path.write_bytes(etree.tostring(root))
+        _g, r = check_with_metadata(stack, tmp_path / ("c-%s" % ok), path)
+        if ok:
+            assert r.returncode == 0, r.stderr
+        else:
+            assert r.returncode == 1 and "regular expression" in r.stderr, r.stderr
+
+
 def test_metadata_nested_valid_until(stack, factories, tmp_path):
     """In an aggregate, an EntityDescriptor (or inner EntitiesDescriptor) whose validUntil
     passed, or is no UTC dateTime, is not trusted; the others are. All of them expired: no
