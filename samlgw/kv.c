@@ -15,19 +15,27 @@
 
 /* KEYS: assertion, new session, [request], [old session]. ARGV: has request (0/1), has
  * old session (0/1), replay until, issuer, session ttl, jid, name, idp, csrf, created.
- * Answers {"ok", request state or ""} or {refusal word}. */
+ * Answers {"ok", request state or ""} or {refusal word}. The request is used up by a login
+ * and by an answer from another IdP, not by a replayed assertion (which leaves it to the
+ * real answer). */
 static const char login_script[] =
 	"local k = 3\n"
 	"local state = ''\n"
 	"if ARGV[1] == '1' then\n"
-	"  state = redis.call('GETDEL', KEYS[k])\n"
-	"  k = k + 1\n"
+	"  state = redis.call('GET', KEYS[k])\n"
 	"  if not state then return {'request'} end\n"
 	"  local idp = ARGV[4] .. '\\n'\n"
-	"  if string.sub(state, 1, #idp) ~= idp then return {'idp'} end\n"
+	"  if string.sub(state, 1, #idp) ~= idp then\n"
+	"    redis.call('DEL', KEYS[k])\n"
+	"    return {'idp'}\n"
+	"  end\n"
 	"end\n"
 	"if not redis.call('SET', KEYS[1], '1', 'NX', 'EXAT', ARGV[3]) then\n"
 	"  return {'replay'}\n"
+	"end\n"
+	"if ARGV[1] == '1' then\n"
+	"  redis.call('DEL', KEYS[k])\n"
+	"  k = k + 1\n"
 	"end\n"
 	"if ARGV[2] == '1' then redis.call('DEL', KEYS[k]) end\n"
 	"redis.call('HSET', KEYS[2], 'jid', ARGV[6], 'name', ARGV[7], 'idp', ARGV[8],\n"

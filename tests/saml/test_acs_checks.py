@@ -137,9 +137,12 @@ def test_replay(stack):
     built = factory.build(in_response_to=start_request(gw, idp))
     accepted(samltest.Browser().post(gw.acs, built.form, follow=False))
     # The same assertion again, for a new outstanding request: the Response is re-signed.
-    again = factory.build(in_response_to=start_request(gw, idp),
-                          assertion_id=built.assertion_id)
+    rid = start_request(gw, idp)
+    again = factory.build(in_response_to=rid, assertion_id=built.assertion_id)
     refused_with(gw, samltest.Browser().post(gw.acs, again.form, follow=False), "replay")
+    # The replay did not use the request up: its real answer still logs the user in.
+    accepted(samltest.Browser().post(gw.acs, factory.build(in_response_to=rid).form,
+                                     follow=False))
 
 
 def test_request_consumed_once(stack):
