@@ -1,6 +1,6 @@
 /* The account page (GET /), issuing (POST /tokens) and revoking (POST /tokens/revoke)
- * tokens, and logging out (POST /logout, and the page that asks for it after a SAML logout
- * message). Every POST needs the session and its CSRF token.
+ * tokens, and logging out (POST /logout; GET /logout, the page after it; and the page that
+ * asks for it after a SAML logout message). Every POST needs the session and its CSRF token.
  * A new token is shown once, in the answer to the POST, and never stored in clear. */
 #include "app.h"
 #include "http.h"
@@ -24,6 +24,7 @@ void account_issue(struct app *app, struct http_request *req, struct http_reply 
 void account_revoke(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_logout(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_logout_confirm(struct app *app, struct http_request *req, struct http_reply *reply);
+void account_logged_out(struct app *app, struct http_request *req, struct http_reply *reply);
 
 static void format_time(long long t, char *buf, size_t size)
 {
@@ -361,10 +362,39 @@ void account_logout(struct app *app, struct http_request *req, struct http_reply
 		return;
 	session_end(app, req, reply);
 	log_event(LOG_LEVEL_INFO, "logout", "jid", s.data.jid, "via", "web", NULL);
-	char *to = xasprintf("%s/login", app->cfg->http.public_url);
+	char *to = xasprintf("%s/logout", app->cfg->http.public_url);
 	http_reply_redirect(reply, 303, to);
 	free(to);
 	session_clear(&s);
+}
+
+/* GET /logout, where POST /logout leads: signed out, the page that says so (and that the
+ * IdP may still remember the user, so the next login can be silent); still signed in (a
+ * bookmark, a second tab), the confirm form. Going on to /login here would send the user
+ * straight back in through the IdP's own session. */
+void account_logged_out(struct app *app, struct http_request *req, struct http_reply *reply)
+{
+	const char *error;
+	struct session s;
+	enum kv_result r = session_load(app, req, &s, &error);
+	if (r == KV_UNAVAILABLE) {
+		char ref[13];
+		page_new_ref(ref);
+		log_event(LOG_LEVEL_ERROR, "session_unavailable", "ref", ref, "reason", error, NULL);
+		page_error(app, req, reply, 503, ref, "unavailable", NULL);
+		return;
+	}
+	struct tmpl_vars *vars = tmpl_vars_new();
+	if (r == KV_OK) {
+		set_common(app, vars, &s);
+		tmpl_set_bool(vars, "slo", false);
+		page_render(app, req, reply, 200, "logout", vars, s.data.csrf);
+		session_clear(&s);
+	} else {
+		set_url(app, vars, "login_url", "/login");
+		page_render(app, req, reply, 200, "logged-out", vars, NULL);
+	}
+	tmpl_vars_free(vars);
 }
 
 /* A SAML logout message arrived (/saml/slo): signed in, the user confirms with the logout
@@ -378,6 +408,7 @@ void account_logout_confirm(struct app *app, struct http_request *req, struct ht
 	log_event(LOG_LEVEL_INFO, "logout_asked", "jid", s.data.jid, "via", "slo", NULL);
 	struct tmpl_vars *vars = tmpl_vars_new();
 	set_common(app, vars, &s);
+	tmpl_set_bool(vars, "slo", true);
 	page_render(app, req, reply, 200, "logout", vars, s.data.csrf);
 	tmpl_vars_free(vars);
 	session_clear(&s);

@@ -5,7 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *const app_pages[] = {"account", "token-issued", "idp-chooser", "logout", "error"};
+const char *const app_pages[] = {"account", "token-issued", "idp-chooser", "logout", "logged-out",
+				    "error"};
 const size_t app_pages_count = ARRAY_SIZE(app_pages);
 
 static void worker_free(void *p)

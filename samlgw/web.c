@@ -19,6 +19,7 @@ void account_issue(struct app *app, struct http_request *req, struct http_reply 
 void account_revoke(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_logout(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_logout_confirm(struct app *app, struct http_request *req, struct http_reply *reply);
+void account_logged_out(struct app *app, struct http_request *req, struct http_reply *reply);
 
 #define TEXT "text/plain; charset=utf-8"
 
@@ -296,6 +297,8 @@ void web_handle(void *ctx, struct http_request *req, struct http_reply *reply)
 		account_revoke(app, req, reply);
 	else if (strcmp(p, "/logout") == 0 && post)
 		account_logout(app, req, reply);
+	else if (strcmp(p, "/logout") == 0 && get)
+		account_logged_out(app, req, reply);
 	else if (strcmp(p, "/healthz") == 0 || strcmp(p, "/metrics") == 0 ||
 		 strcmp(p, SP_PATH_METADATA) == 0 || strcmp(p, "/login") == 0 ||
 		 strcmp(p, SP_PATH_ACS) == 0 || strcmp(p, SP_PATH_SLO) == 0 || strcmp(p, "/") == 0 ||

@@ -89,6 +89,35 @@ def test_slo_asks_before_it_logs_out(stack):
     assert gone.status in (302, 303) and gone.headers["Location"].endswith("/login")
 
 
+def test_logout_ends_on_a_logged_out_page(stack):
+    """The header's logout button ends the session and leads to GET /logout, which says so
+    and offers a new login; it does not go on to /login by itself (the IdP still knows the
+    user and would log them straight back in). GET /logout while still signed in asks to
+    confirm instead (without the sentence about the IdP asking)."""
+    gw, idp = stack
+    b, page = login(gw, idp)
+    assert page.status == 200, (page.status, page.text)
+    confirm = b.get(gw.url + "/logout", follow=False)
+    assert confirm.status == 200 and "alice@example.org" in confirm.text, confirm.text[:300]
+    assert "asked to end your session" not in confirm.text
+    logout = [f for f in page.forms if f.action == gw.url + "/logout"]
+    assert len(logout) == 1 and logout[0].get("csrf")
+    ended = b.submit(logout[0], follow=False)
+    assert ended.status == 303 and ended.location == gw.url + "/logout", ended.headers
+    done = b.get(ended.location, follow=False)
+    assert done.status == 200, (done.status, done.text[:300])
+    assert "You have logged out" in done.text
+    assert "alice@example.org" not in done.text
+    assert not [f for f in done.forms if f.action.endswith("/logout")]
+    assert [a for a in done.links if a == gw.url + "/login"], done.links
+    assert b.get(gw.url + "/", follow=False).status in (302, 303)
+    # A forged logout (no CSRF token) ends nothing.
+    b2, page2 = login(gw, idp, user="bob")
+    forged = b2.post(gw.url + "/logout", {}, follow=False)
+    assert forged.status == 403
+    assert b2.get(gw.url + "/", follow=False).status == 200
+
+
 def test_new_login_ends_the_previous_session(stack):
     gw, idp = stack
     b, page = login(gw, idp)

@@ -30,7 +30,7 @@ MDUI = "urn:oasis:names:tc:SAML:metadata:ui"
 XML_LANG = "{http://www.w3.org/XML/1998/namespace}lang"
 EPPN_OID = samltest.ATTRIBUTE_OIDS["eduPersonPrincipalName"]
 PUBLIC = "https://sso.example.net/chat"  # the metadata gateway's public_url (never contacted)
-PAGES = ("account", "error", "idp-chooser", "logout", "token-issued")
+PAGES = ("account", "error", "idp-chooser", "logout", "logged-out", "token-issued")
 
 
 # ------------------------------------------------------------------------- helpers

@@ -845,12 +845,21 @@ static struct tmpl_vars *vars_chooser(bool unused)
 	return v;
 }
 
-static struct tmpl_vars *vars_logout(bool unused)
+static struct tmpl_vars *vars_logout(bool slo)
 {
 	struct tmpl_vars *v = tmpl_vars_new();
 	set_layout(v, true);
 	S(v, "jid", "alice@example.org");
 	S(v, "account_url", "https://chat.example.org/");
+	B(v, "slo", slo);
+	return v;
+}
+
+static struct tmpl_vars *vars_logged_out(bool unused)
+{
+	struct tmpl_vars *v = tmpl_vars_new();
+	set_layout(v, false);
+	S(v, "login_url", "https://chat.example.org/login");
 	return v;
 }
 
@@ -864,6 +873,7 @@ static const struct {
 	{"error", vars_error, "403"},
 	{"idp-chooser", vars_chooser, "Universität Beispiel"},
 	{"logout", vars_logout, "alice@example.org"},
+	{"logged-out", vars_logged_out, "https://chat.example.org/login"},
 };
 
 static struct templates *load_real(void)
@@ -928,7 +938,9 @@ static void test_real_pages_need_their_variables(void **state)
 		{"error", "title", "logged_in", "status", "message", "detail", "reference",
 		 "home_url", NULL},
 		{"idp-chooser", "title", "logged_in", "idps", "entity_id", "name", "href", NULL},
-		{"logout", "title", "logged_in", "csrf", "logout_url", "jid", "account_url", NULL},
+		{"logout", "title", "logged_in", "csrf", "logout_url", "jid", "account_url", "slo",
+		 NULL},
+		{"logged-out", "title", "logged_in", "login_url", NULL},
 	};
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
 		size_t p = 0;
