@@ -13,6 +13,7 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
@@ -96,6 +97,22 @@ class Browser:
 
     def click(self, css):
         self.find(css).click()
+
+    def click_to(self, css, pred, what, timeout=20, text=None):
+        """Clicks what leads to another page (a link, a form's button; with text: the first
+        element matching css that shows it) and waits for that page: the old document gone
+        (also when the new one has the same URL, as after a POST that redirects back) and
+        pred(new URL) true."""
+        old = self.find("html")
+        hits = [e for e in self.find_all(css) if text is None or text in e.text]
+        assert hits, "%s: nothing to click (%s, %r) on %s" % (what, css, text, self.url)
+        hits[0].click()
+        try:
+            WebDriverWait(self.driver, timeout).until(staleness_of(old))
+        except Exception:
+            raise AssertionError("%s: the page did not change in %d s after clicking %s "
+                                 "(at %s)\n%s" % (what, timeout, css, self.url, self.console()))
+        self.wait_url(pred, what, timeout)
 
     def fill(self, css, value):
         el = self.find(css)

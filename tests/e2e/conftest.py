@@ -147,6 +147,19 @@ class Demo:
                 if re.search(r"\bevent=%s\b" % re.escape(event), ln)]
 
 
+# Reports of the sanitizers (the asan setup runs the demo on build-asan/) in a daemon's log.
+SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
+
+
+def sanitizer_reports(demo):
+    out = []
+    for name in ("samlgw.log", "xmpp-core.log"):
+        p = demo.state / name
+        if p.exists() and SANITIZER_REPORT.search(p.read_text(errors="replace")):
+            out.append("%s:\n%s" % (name, p.read_text(errors="replace")[-4000:]))
+    return out
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)
@@ -184,8 +197,15 @@ def browsers(request):
         b.close()
 
 
+# The screenshots docs/getting-started.md shows.
+DOC_SHOTS = ("01-idp-login", "02-account", "03-token-issued", "04-account-with-token",
+             "04-account-with-token-phone", "05-account-revoked", "06-logged-out",
+             "08-idp-chooser")
+
+
 def publish(path):
-    """Copies a screenshot into docs/images/ when SAMLGW_E2E_DOCS=1."""
-    if DOCS_IMAGES is not None:
+    """Copies a screenshot docs/getting-started.md shows into docs/images/ when
+    SAMLGW_E2E_DOCS=1."""
+    if DOCS_IMAGES is not None and Path(path).stem in DOC_SHOTS:
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         (DOCS_IMAGES / Path(path).name).write_bytes(Path(path).read_bytes())

@@ -19,7 +19,7 @@ from lxml import etree
 
 import xmpptest
 from browser import PHONE_WIDTH, DESKTOP
-from conftest import BUILD, alive, publish
+from conftest import BUILD, alive, publish, sanitizer_reports
 
 TOKEN_RE = re.compile(r"^samlgw_[A-Za-z0-9_-]{43}[A-Za-z0-9_-]{6}$")
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
@@ -64,8 +64,8 @@ def sign_in(b, demo, user, password, shot=None):
         publish(b.screenshot(shot))
     b.fill("#username", user)
     b.fill("#password", password)
-    b.click("button[type=submit]")
-    b.wait_url(lambda u: u == demo.url + "/", "the account page after the IdP login")
+    b.click_to("button[type=submit]", lambda u: u == demo.url + "/",
+               "the account page after the IdP login")
     assert b.find("h1").text == "Your chat account", b.text()
     assert "%s@localhost" % user in b.text()
 
@@ -73,8 +73,8 @@ def sign_in(b, demo, user, password, shot=None):
 def issue_token(b, demo, label):
     """Issues a token with the account page's form; returns it as the page shows it."""
     b.fill("#token-label", label)
-    b.click("form[action='%s/tokens'] button[type=submit]" % demo.url)
-    b.wait_url(lambda u: u == demo.url + "/tokens", "the token page")
+    b.click_to("form[action='%s/tokens'] button[type=submit]" % demo.url,
+               lambda u: u == demo.url + "/tokens", "the token page")
     assert b.find("h1").text == "Your new token", b.text()
     token = b.find("#issued-token").get_attribute("value")
     assert TOKEN_RE.match(token), token
@@ -128,8 +128,8 @@ def test_journey(demo, browsers):
         # 2. a token labelled "laptop", read from the page; listed on the account page.
         alice_token = await browser_step(issue_token, alice_b, demo, "laptop")
         await browser_step(check_page, alice_b, "03-token-issued")
-        await browser_step(alice_b.click, "main a[href='%s/']" % demo.url)
-        await browser_step(alice_b.wait_url, lambda u: u == demo.url + "/", "back to account")
+        await browser_step(alice_b.click_to, "main a[href='%s/']" % demo.url,
+                           lambda u: u == demo.url + "/", "back to the account page")
         rows = await browser_step(token_rows, alice_b)
         assert list(rows) == ["laptop"], rows
         assert "xmpp" in rows["laptop"], rows
@@ -157,10 +157,9 @@ def test_journey(demo, browsers):
 
             # 5. alice revokes "laptop" in the browser: her session is closed, a new
             #    login with the token is refused; bob's session goes on.
-            await browser_step(alice_b.click, "form[action='%s/tokens/revoke'] "
-                               "input[name=id] ~ button" % demo.url)
-            await browser_step(alice_b.wait_url, lambda u: u == demo.url + "/",
-                               "the account page after revoking")
+            await browser_step(alice_b.click_to, "form[action='%s/tokens/revoke'] "
+                               "input[name=id] ~ button" % demo.url,
+                               lambda u: u == demo.url + "/", "the account page after revoking")
             text = await browser_step(alice_b.text)
             assert "You have no valid tokens." in text, text
             await asyncio.wait_for(alice.gone.wait(), 10)
@@ -184,9 +183,8 @@ def test_journey(demo, browsers):
 
         # 7. alice logs out with the header's button: the logged-out page; the account
         #    page is gone for this browser.
-        await browser_step(alice_b.click, "header form.logout button")
-        await browser_step(alice_b.wait_url, lambda u: u == demo.url + "/logout",
-                           "the logged-out page")
+        await browser_step(alice_b.click_to, "header form.logout button",
+                           lambda u: u == demo.url + "/logout", "the logged-out page")
         text = await browser_step(alice_b.text)
         assert "You have logged out" in text, text
         assert not await browser_step(alice_b.find_all, "header form.logout")
@@ -254,8 +252,8 @@ def test_idp_chooser_page(demo, browsers, tmp_path):
         text = b.text()
         assert "Second University" in text and "Demo University" in text, text
         check_page(b, "08-idp-chooser")
-        b.driver.find_element("partial link text", "Demo University").click()
-        b.wait_url(lambda u: u.startswith(demo.idp_url + "/"), "the demo IdP's login")
+        b.click_to("main a.idp", lambda u: u.startswith(demo.idp_url + "/"),
+                   "the demo IdP's login", text="Demo University")
     finally:
         gw.terminate()
         gw.wait(timeout=30)
@@ -293,6 +291,10 @@ def test_ctrl_c_stops_everything_and_a_second_run_works(demo):
         while any(alive(p) for p in pids.values()) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not [d for d, p in pids.items() if alive(p)], pids
+        assert not sanitizer_reports(demo), sanitizer_reports(demo)
+        for daemon in ("samlgw", "xmpp-core"):
+            assert demo.log_lines(daemon, "stopping") or demo.log_lines(daemon, "stopped"), \
+                (demo.state / (daemon + ".log")).read_text()[-2000:]
         if attempt == 2:
             break
         demo.start()
