@@ -595,7 +595,7 @@ def post_form(action, fields):
     return PAGE.format(title="Continue to the service", body=body)
 
 
-def login_form(key, error="", user=""):
+def login_form(key, name, error="", user=""):
     err = '<p class="err">%s</p>' % html.escape(error) if error else ""
     body = ('%s<form method="post" action="/login">'
             '<input type="hidden" name="key" value="%s">'
@@ -605,7 +605,7 @@ def login_form(key, error="", user=""):
             '<input id="password" name="password" type="password" autocomplete="current-password">'
             '<p><button type="submit">Log in</button></p></form>'
             % (err, html.escape(key), html.escape(user)))
-    return PAGE.format(title="Test IdP login", body=body)
+    return PAGE.format(title=html.escape("Log in: %s" % name), body=body)
 
 
 # --------------------------------------------------------------------------- HTTP
@@ -741,7 +741,7 @@ class Handler(BaseHTTPRequestHandler):
             key = secrets.token_urlsafe(18)
             with idp.lock:
                 idp.pending[key] = dict(info, relay_state=relay_state, t=time.time())
-            return self._send(200, login_form(key))
+            return self._send(200, login_form(key, self.idp.opts.display_name))
         self._respond(user, cookie, info, relay_state)
 
     def _respond(self, user, cookie, info, relay_state):
@@ -787,7 +787,8 @@ class Handler(BaseHTTPRequestHandler):
         user = f.get("username", "").strip()
         if not idp.check_password(user, f.get("password")):
             log("login_failed", user=user)
-            return self._send(401, login_form(f["key"], "Wrong username or password.", user))
+            return self._send(401, login_form(f["key"], self.idp.opts.display_name,
+                                              "Wrong username or password.", user))
         with idp.lock:
             idp.pending.pop(f["key"], None)
         log("login", user=user)
