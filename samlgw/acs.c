@@ -218,7 +218,7 @@ static int check_message(struct check *c, struct sp *sp, struct parsed *p, const
 		       ACS_RESPONSE_MAX);
 	p->doc = xml_parse_safe(xml, xml_len, &error);
 	if (p->doc == NULL)
-		REFUSE(strstr(error, "DTD") != NULL ? REFUSE_DTD : REFUSE_XML, "%s", error);
+		REFUSE(strcmp(error, XML_DTD_ERROR) == 0 ? REFUSE_DTD : REFUSE_XML, "%s", error);
 	xmlNode *resp = p->resp = xmlDocGetRootElement(p->doc);
 	if (!xml_is(resp, NS_SAMLP, "Response"))
 		REFUSE(REFUSE_NOT_RESPONSE, "the message is not a samlp:Response");

@@ -46,23 +46,6 @@ static unsigned setting_line(const struct config *cfg, const char *dotted)
 	return 1;
 }
 
-/* lasso honours LASSO_FLAG=no-verify-signature (and friends) from the environment. */
-static bool lasso_flag_unsafe(void)
-{
-	const char *f = getenv("LASSO_FLAG");
-	if (f == NULL)
-		return false;
-	char *lower = xstrdup(f);
-	for (char *p = lower; *p; p++)
-		*p = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
-	bool bad = strstr(lower, "no-verify-signature") != NULL ||
-		   strstr(lower, "no_verify_signature") != NULL ||
-		   strstr(lower, "noverifysignature") != NULL ||
-		   strstr(lower, "no-sign") != NULL;
-	free(lower);
-	return bad;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -101,9 +84,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "samlgw: unexpected argument '%s'\n", argv[optind]);
 		return EXIT_USAGE;
 	}
-	if (lasso_flag_unsafe()) {
-		fprintf(stderr, "samlgw: LASSO_FLAG in the environment asks lasso to skip "
-				"signatures; refusing to start\n");
+	/* Before anything else, --check included: lasso must never run with its checks off. */
+	const char *env_problem = sp_environment_problem();
+	if (env_problem != NULL) {
+		fprintf(stderr, "samlgw: %s; refusing to start\n", env_problem);
 		return check ? 1 : EXIT_CONFIG;
 	}
 

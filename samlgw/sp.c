@@ -23,8 +23,23 @@ static pthread_mutex_t lasso_lock = PTHREAD_MUTEX_INITIALIZER;
  * file's). */
 DEFINE_ERROR_FORMATTER(fmt_error, error_buf, 700)
 
+const char *sp_environment_problem(void)
+{
+	const char *flag = getenv("LASSO_FLAG");
+	if (flag == NULL || *flag == '\0')
+		return NULL;
+	return "LASSO_FLAG is set in the environment: lasso would read it at start, and its "
+	       "flags can turn signature checks off (no-verify-signature) or weaken what it "
+	       "signs and parses; unset LASSO_FLAG";
+}
+
 int sp_library_init(const char **error_r)
 {
+	const char *problem = sp_environment_problem();
+	if (problem != NULL) {
+		*error_r = problem;
+		return -1;
+	}
 	/* Trust in SAML comes from metadata keys only: keep OpenSSL from reading the system
 	 * CA bundle each time lasso or xmlsec sets up a key store (seconds per aggregate). */
 	setenv("SSL_CERT_FILE", "/nonexistent/samlgw-no-ca-bundle", 1);

@@ -24,7 +24,14 @@ struct sp {
 	void *lasso_server; /* LassoServer */
 };
 
-/* Once per process, before any sp_load (lasso, xmlsec and libxml2 set up). */
+/* NULL, or why lasso must not be initialised in this environment: lasso reads LASSO_FLAG
+ * when it starts ("no-verify-signature" turns its signature checks off, "no-sign-messages",
+ * "no-add-signature" and "no-strict-checking" weaken what it sends and parses), and samlgw
+ * has no use for any of its flags, so any non-empty value is refused. */
+const char *sp_environment_problem(void);
+
+/* Once per process, before any sp_load (lasso, xmlsec and libxml2 set up); fails when
+ * sp_environment_problem() finds a problem. */
 int sp_library_init(const char **error_r);
 void sp_library_deinit(void);
 

@@ -49,6 +49,9 @@ static void metadata(struct app *app, struct http_reply *reply)
 	sp_unref(sp);
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
 /* A return path (attacker-controlled) must stay on this site and under public_url's path,
  * also for whatever decodes it once more (a proxy, a browser): at most ACS_RETURN_MAX
  * bytes of printable ASCII without spaces or backslashes, starting with one '/'; percent
@@ -56,12 +59,14 @@ static void metadata(struct app *app, struct http_reply *reply)
  * decoded, the path (before any raw '?' or '#') neither starts with "//" ("/%2F/host") nor
  * holds a "." or ".." segment, which browsers resolve ("/.//host" is "//host", "/../x"
  * leaves public_url's path). Browsers drop tabs and newlines from URLs and read a
- * backslash as '/'. */
-static bool return_ok(const char *r)
+ * backslash as '/'. Returns NULL for a good one, else which rule it breaks. */
+static const char *return_problem(const char *r)
 {
-	size_t len = r != NULL ? strlen(r) : 0;
-	if (len == 0 || len > ACS_RETURN_MAX || r[0] != '/')
-		return false;
+	size_t len = strlen(r);
+	if (len == 0 || r[0] != '/')
+		return "it does not start with '/'";
+	if (len > ACS_RETURN_MAX)
+		return "it is longer than " STR(ACS_RETURN_MAX) " bytes";
 	char d[ACS_RETURN_MAX + 1]; /* r decoded */
 	size_t n = 0, path_end = strcspn(r, "?#"), path_len = 0;
 	for (size_t i = 0; i < len; i++) {
@@ -69,29 +74,30 @@ static bool return_ok(const char *r)
 			path_len = n; /* the path ends at a raw '?' or '#', not at an escaped one */
 		unsigned char c = (unsigned char)r[i];
 		if (c <= ' ' || c >= 0x7f || c == '\\')
-			return false;
+			return "it holds a space, a control character, a backslash or a non-ASCII "
+			       "byte";
 		if (c == '%') {
 			int hi = hex_digit(r[i + 1]);
 			int lo = hi < 0 ? -1 : hex_digit(r[i + 2]);
 			if (lo < 0)
-				return false;
+				return "it holds a malformed percent escape";
 			c = (unsigned char)(hi * 16 + lo);
 			if (c < ' ' || c == 0x7f || c == '\\')
-				return false;
+				return "it holds an escaped control character or backslash";
 			i += 2;
 		}
 		d[n++] = (char)c;
 	}
 	d[path_end < len ? path_len : n] = '\0'; /* the path */
 	if (d[1] == '/')
-		return false;
+		return "its path starts with '//' once decoded (another host)";
 	for (const char *seg = d + 1;; seg++) {
 		size_t sl = strcspn(seg, "/");
 		if ((sl == 1 && seg[0] == '.') || (sl == 2 && seg[0] == '.' && seg[1] == '.'))
-			return false;
+			return "its path holds a '.' or '..' segment once decoded";
 		seg += sl;
 		if (*seg == '\0')
-			return true;
+			return NULL;
 	}
 }
 
@@ -126,7 +132,14 @@ static void login(struct app *app, struct http_request *req, struct http_reply *
 	const char *ret = http_query(req, "return");
 	const char *idp_id = http_query(req, "idp");
 	char ref[13];
-	if (ret == NULL || !return_ok(ret))
+	const char *problem = ret != NULL ? return_problem(ret) : NULL;
+	if (problem != NULL) {
+		/* Not an error page: the login goes on, and ends on the site's root. */
+		log_event(LOG_LEVEL_WARN, "return_refused", "reason", "return_not_local", "detail",
+			  problem, "return", ret, NULL);
+		ret = "/";
+	}
+	if (ret == NULL)
 		ret = "/";
 	const struct idp *idp = NULL;
 	if (idp_id != NULL) {
@@ -312,6 +325,13 @@ void web_handle(void *ctx, struct http_request *req, struct http_reply *reply)
 void web_done(void *ctx, const struct http_request *req, unsigned status)
 {
 	struct app *app = ctx;
-	(void)req;
+	/* The handler never saw these: the body was over the cap (declared or sent). */
+	if (req->too_large) {
+		char detail[64];
+		snprintf(detail, sizeof(detail), "the request body is larger than %d bytes",
+			 HTTP_BODY_MAX);
+		log_event(LOG_LEVEL_WARN, "request_refused", "reason", "body_too_large", "detail",
+			  detail, "method", req->method, "path", req->path, NULL);
+	}
 	metrics_http(&app->metrics, status);
 }

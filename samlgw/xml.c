@@ -2,6 +2,7 @@
 #include "xml.h"
 #include "util.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,23 +10,53 @@
 #include <libxml/parser.h>
 #include <libxml/valid.h>
 
+DEFINE_ERROR_FORMATTER(fmt_error, error_buf, 300)
+
+/* The SAX callback for <!DOCTYPE …>: stop at once, before the DTD's declarations (entities
+ * among them) are read. */
+static void refuse_dtd(void *ctx, const xmlChar *name, const xmlChar *external_id,
+		       const xmlChar *system_id)
+{
+	xmlParserCtxt *ctxt = ctx;
+	(void)name;
+	(void)external_id;
+	(void)system_id;
+	ctxt->_private = ctxt; /* marks the DTD for xml_parse_safe */
+	xmlStopParser(ctxt);
+}
+
 xmlDoc *xml_parse_safe(const char *data, size_t len, const char **error_r)
 {
 	if (len > 0x7fffffff) {
 		*error_r = "the document is too large";
 		return NULL;
 	}
-	/* No XML_PARSE_NOENT (entities stay unexpanded), no XML_PARSE_DTDLOAD, no
-	 * XML_PARSE_HUGE (libxml2's own depth and text size limits stay on). */
-	xmlDoc *doc = xmlReadMemory(data, (int)len, "noname.xml", NULL,
-				    XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
-	if (doc == NULL) {
-		*error_r = "not well-formed XML";
+	xmlParserCtxt *ctxt = xmlNewParserCtxt();
+	if (ctxt == NULL) {
+		*error_r = "cannot set up the XML parser";
 		return NULL;
 	}
-	if (doc->intSubset != NULL || doc->extSubset != NULL) {
+	ctxt->sax->internalSubset = refuse_dtd;
+	ctxt->_private = NULL;
+	/* No XML_PARSE_NOENT (entities stay unexpanded), no XML_PARSE_DTDLOAD, no
+	 * XML_PARSE_HUGE (libxml2's own depth and text size limits stay on). */
+	xmlDoc *doc = xmlCtxtReadMemory(ctxt, data, (int)len, "noname.xml", NULL,
+					XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+	bool dtd = ctxt->_private != NULL;
+	const xmlError *e = xmlCtxtGetLastError(ctxt);
+	if (doc == NULL && !dtd) {
+		/* libxml2's message (one line, trimmed) says which limit or rule it broke. */
+		const char *m = e != NULL && e->message != NULL ? e->message : "";
+		size_t ml = strcspn(m, "\n");
+		*error_r = fmt_error("not well-formed XML (line %d: %.*s)", e != NULL ? e->line : 0,
+				     (int)(ml < 200 ? ml : 200), m);
+	}
+	xmlFreeParserCtxt(ctxt);
+	if (doc == NULL && !dtd)
+		return NULL;
+	if (dtd || doc->intSubset != NULL || doc->extSubset != NULL) {
 		xmlFreeDoc(doc);
-		*error_r = "the document carries a DTD";
+		*error_r = XML_DTD_ERROR;
 		return NULL;
 	}
 	if (xmlDocGetRootElement(doc) == NULL) {

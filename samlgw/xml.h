@@ -21,9 +21,13 @@
 #define NS_REMD "http://refeds.org/metadata"
 #define NS_XSI "http://www.w3.org/2001/XMLSchema-instance"
 
+/* The error of xml_parse_safe for a document with a DTD. */
+#define XML_DTD_ERROR "the document carries a DTD"
+
 /* Parse data[0..len) without network access, DTD loading or entity substitution; a
- * document that carries a DTD (<!DOCTYPE …>) is refused. Returns the document, or NULL
- * with *error_r (static text). */
+ * document that carries a DTD (<!DOCTYPE …>) is refused as soon as the parser meets it
+ * (*error_r is then XML_DTD_ERROR), before any of its declarations is read. Returns the
+ * document, or NULL with *error_r (valid until the next call in the thread). */
 xmlDoc *xml_parse_safe(const char *data, size_t len, const char **error_r);
 
 /* True when node is an element named name in namespace ns. */
