@@ -6,6 +6,7 @@ Each Browser is its own Chromium with its own profile, so two of them are two pe
 import json
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -17,6 +18,9 @@ from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from wrapper import SLOW  # noqa: E402
+
 AXE = REPO / "node_modules" / "axe-core" / "axe.min.js"
 CHROMIUM = os.environ.get("SAMLGW_E2E_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("SAMLGW_E2E_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -51,7 +55,7 @@ class Browser:
         except WebDriverException:
             shutil.rmtree(self.profile, ignore_errors=True)
             raise
-        self.driver.set_page_load_timeout(30)
+        self.driver.set_page_load_timeout(30 * SLOW)
         self.driver.set_script_timeout(60)
         self.a11y = {}
 
@@ -83,7 +87,7 @@ class Browser:
     def text(self, css="main"):
         return self.find(css).text
 
-    def wait_url(self, pred, what, timeout=20):
+    def wait_url(self, pred, what, timeout=20 * SLOW):
         """Waits until pred(current URL) holds (a page load after a click); the assertion
         names what was awaited and where the browser is."""
         try:
@@ -98,7 +102,7 @@ class Browser:
     def click(self, css):
         self.find(css).click()
 
-    def click_to(self, css, pred, what, timeout=20, text=None):
+    def click_to(self, css, pred, what, timeout=20 * SLOW, text=None):
         """Clicks what leads to another page (a link, a form's button; with text: the first
         element matching css that shows it) and waits for that page: the old document gone
         (also when the new one has the same URL, as after a POST that redirects back) and

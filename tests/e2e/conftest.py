@@ -5,7 +5,8 @@ Ctrl-C sends, and checked to leave nothing running; real browsers (browser.py).
 Environment: SAMLGW_E2E_BUILD (the build folder; default build/), SAMLGW_E2E_ARTIFACTS
 (where screenshots and accessibility reports go; default BUILD/e2e-artifacts),
 SAMLGW_E2E_DOCS=1 (also copy the screenshots docs/getting-started.md shows into
-docs/images/)."""
+docs/images/); SAMLGW_WRAPPER (tests/wrapper.py: samlgw and xmpp-core run behind it, as
+SAMLGW_DEMO_WRAPPER of scripts/demo)."""
 import os
 import re
 import signal
@@ -22,7 +23,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(REPO / "tests" / "xmpp"))
+sys.path.insert(0, str(REPO / "tests"))
 from browser import Browser  # noqa: E402
+from wrapper import REPORT, SLOW, WRAPPER  # noqa: E402
 
 BUILD = Path(os.environ.get("SAMLGW_E2E_BUILD") or REPO / "build").resolve()
 ARTIFACTS = Path(os.environ.get("SAMLGW_E2E_ARTIFACTS") or BUILD / "e2e-artifacts")
@@ -60,7 +63,8 @@ class Demo:
         env = dict(os.environ)
         env.update(SAMLGW_DEMO_DIR=str(self.state), SAMLGW_DEMO_BUILD=str(BUILD),
                    SAMLGW_DEMO_HTTP_PORT=str(self.http), SAMLGW_DEMO_IDP_PORT=str(self.idp),
-                   SAMLGW_DEMO_XMPP_PORT=str(self.xmpp), SAMLGW_DEMO_XMPPS_PORT=str(self.xmpps))
+                   SAMLGW_DEMO_XMPP_PORT=str(self.xmpp), SAMLGW_DEMO_XMPPS_PORT=str(self.xmpps),
+                   SAMLGW_DEMO_WRAPPER=" ".join(WRAPPER))
         return env
 
     def _read(self, stream):
@@ -68,7 +72,7 @@ class Demo:
             self.output += line
         stream.close()
 
-    def start(self, timeout=120):
+    def start(self, timeout=120 * SLOW):
         """Runs scripts/demo until it prints "Press Ctrl-C to stop."; returns its output."""
         self.output = ""
         self.proc = subprocess.Popen([str(REPO / "scripts" / "demo")], cwd=str(REPO),
@@ -100,7 +104,7 @@ class Demo:
                 pass
         return out
 
-    def interrupt(self, timeout=30):
+    def interrupt(self, timeout=30 * SLOW):
         """Ctrl-C: SIGINT to the demo's whole process group, as the terminal sends it.
         Returns the rest of its output and its exit status."""
         before = len(self.output)
@@ -147,15 +151,13 @@ class Demo:
                 if re.search(r"\bevent=%s\b" % re.escape(event), ln)]
 
 
-# Reports of the sanitizers (the asan setup runs the demo on build-asan/) in a daemon's log.
-SANITIZER_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: ")
-
-
 def sanitizer_reports(demo):
+    """Reports of the sanitizers (the asan setup runs the demo on build-asan/) or of
+    valgrind (the valgrind setup) in samlgw's and xmpp-core's logs."""
     out = []
     for name in ("samlgw.log", "xmpp-core.log"):
         p = demo.state / name
-        if p.exists() and SANITIZER_REPORT.search(p.read_text(errors="replace")):
+        if p.exists() and REPORT.search(p.read_text(errors="replace")):
             out.append("%s:\n%s" % (name, p.read_text(errors="replace")[-4000:]))
     return out
 

@@ -19,7 +19,8 @@ from lxml import etree
 
 import xmpptest
 from browser import PHONE_WIDTH, DESKTOP
-from conftest import BUILD, alive, publish, sanitizer_reports
+from conftest import BUILD, SLOW, alive, publish, sanitizer_reports
+from wrapper import command, problems
 
 TOKEN_RE = re.compile(r"^samlgw_[A-Za-z0-9_-]{43}[A-Za-z0-9_-]{6}$")
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
@@ -142,17 +143,18 @@ def test_journey(demo, browsers):
 
         # 4. both log in to xmpp-core (STARTTLS and direct TLS, the demo CA verified)
         #    and exchange messages.
-        alice = await xmpptest.login(env, "alice@localhost", alice_token, resource="laptop")
+        alice = await xmpptest.login(env, "alice@localhost", alice_token, resource="laptop",
+                                      timeout=10 * SLOW)
         bob = await xmpptest.login(env, "bob@localhost", bob_token, direct=True,
-                                   resource="phone")
+                                   resource="phone", timeout=10 * SLOW)
         try:
             alice.send_message(mto="bob@localhost", mbody="Hello Bob, it's Alice.",
                                mtype="chat")
-            m = await asyncio.wait_for(bob.messages.get(), 10)
+            m = await asyncio.wait_for(bob.messages.get(), 10 * SLOW)
             assert m["body"] == "Hello Bob, it's Alice.", m
             assert str(m["from"]) == "alice@localhost/laptop", m
             bob.send_message(mto="alice@localhost/laptop", mbody="Hi Alice!", mtype="chat")
-            m = await asyncio.wait_for(alice.messages.get(), 10)
+            m = await asyncio.wait_for(alice.messages.get(), 10 * SLOW)
             assert m["body"] == "Hi Alice!" and str(m["from"]) == "bob@localhost/phone", m
 
             # 5. alice revokes "laptop" in the browser: her session is closed, a new
@@ -162,13 +164,14 @@ def test_journey(demo, browsers):
                                lambda u: u == demo.url + "/", "the account page after revoking")
             text = await browser_step(alice_b.text)
             assert "You have no valid tokens." in text, text
-            await asyncio.wait_for(alice.gone.wait(), 10)
+            await asyncio.wait_for(alice.gone.wait(), 10 * SLOW)
             assert "not-authorized" in alice.stream_errors, alice.stream_errors
-            failure = await xmpptest.login_failure(env, "alice@localhost", alice_token)
+            failure = await xmpptest.login_failure(env, "alice@localhost", alice_token,
+                                                    timeout=10 * SLOW)
             assert failure == "not-authorized", failure
             assert not bob.gone.is_set()
             bob.send_message(mto="bob@localhost", mbody="still here", mtype="chat")
-            m = await asyncio.wait_for(bob.messages.get(), 10)
+            m = await asyncio.wait_for(bob.messages.get(), 10 * SLOW)
             assert m["body"] == "still here"
             await browser_step(publish, await browser_step(alice_b.screenshot,
                                                            "05-account-revoked"))
@@ -238,10 +241,11 @@ def test_idp_chooser_page(demo, browsers, tmp_path):
         conf = conf.replace(" = %s\n" % name, " = %s\n" % (demo.state / name))
     (tmp_path / "samlgw.conf").write_text(conf)
     log = open(tmp_path / "samlgw.log", "w")
-    gw = subprocess.Popen([str(BUILD / "samlgw" / "samlgw"), "--config",
-                           str(tmp_path / "samlgw.conf")], stderr=log, stdin=subprocess.DEVNULL)
+    gw = subprocess.Popen(command([BUILD / "samlgw" / "samlgw", "--config",
+                                   tmp_path / "samlgw.conf"]),
+                          stderr=log, stdin=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 30 * SLOW
         while "event=started" not in (tmp_path / "samlgw.log").read_text():
             assert gw.poll() is None, (tmp_path / "samlgw.log").read_text()
             assert time.monotonic() < deadline, (tmp_path / "samlgw.log").read_text()
@@ -256,9 +260,10 @@ def test_idp_chooser_page(demo, browsers, tmp_path):
                    "the demo IdP's login", text="Demo University")
     finally:
         gw.terminate()
-        gw.wait(timeout=30)
+        gw.wait(timeout=30 * SLOW)
         log.close()
-    assert gw.returncode == 0, (tmp_path / "samlgw.log").read_text()
+    bad = problems(gw.returncode, (tmp_path / "samlgw.log").read_text(errors="replace"))
+    assert bad is None, "samlgw " + bad
 
 
 def test_the_checks_can_fail(browsers):
@@ -287,7 +292,7 @@ def test_ctrl_c_stops_everything_and_a_second_run_works(demo):
         rest, rc = demo.interrupt()
         assert rc == 0, (rc, demo.output)
         assert "demo stopped" in rest, demo.output
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 10 * SLOW
         while any(alive(p) for p in pids.values()) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not [d for d, p in pids.items() if alive(p)], pids
@@ -301,5 +306,5 @@ def test_ctrl_c_stops_everything_and_a_second_run_works(demo):
         assert (demo.state / "ca.pem").read_bytes() == ca
         page = subprocess.run(["curl", "--noproxy", "*", "-sS", "-o", "/dev/null", "-w",
                                "%{http_code} %{redirect_url}", demo.url + "/login"],
-                              capture_output=True, text=True, timeout=30)
+                              capture_output=True, text=True, timeout=30 * SLOW)
         assert page.stdout.startswith("302 " + demo.idp_url + "/"), page

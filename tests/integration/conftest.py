@@ -11,12 +11,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from wrapper import SLOW, command  # noqa: E402
 TOKEN_BIN = os.environ.get("SAMLGW_TOKEN_BIN") or str(REPO / "build" / "samlgw" / "samlgw-token")
 
 CLI_TIMEOUT = 30
@@ -268,13 +271,14 @@ def config(make_config):
     return make_config()
 
 
-def run_cli(config_path, args, input=None, timeout=CLI_TIMEOUT):
-    """Runs samlgw-token --config CONFIG ARGS...; returns the CompletedProcess (text)."""
-    cmd = [TOKEN_BIN]
+def run_cli(config_path, args, input=None, timeout=CLI_TIMEOUT, wrap=True):
+    """Runs samlgw-token --config CONFIG ARGS... (behind SAMLGW_WRAPPER unless wrap is
+    false, see tests/wrapper.py); returns the CompletedProcess (text)."""
+    cmd = command([TOKEN_BIN]) if wrap else [TOKEN_BIN]
     if config_path is not None:
         cmd += ["--config", str(config_path)]
     return subprocess.run(cmd + [str(a) for a in args], input=input if input is not None else "",
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout * SLOW)
 
 
 @pytest.fixture

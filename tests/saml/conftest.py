@@ -10,7 +10,6 @@ import copy
 import importlib.util
 import os
 import re
-import shlex
 import socket
 import subprocess
 import sys
@@ -37,13 +36,8 @@ SAMLGW_BIN = os.environ.get("SAMLGW_BIN") or str(REPO / "build" / "samlgw" / "sa
 TOKEN_BIN = os.environ.get("SAMLGW_TOKEN_BIN") or str(REPO / "build" / "samlgw" / "samlgw-token")
 TEMPLATES = os.environ.get("SAMLGW_TEMPLATES") or str(REPO / "templates")
 SP_ENTITY = "https://chat.example.org/saml/metadata"
-WRAPPER = shlex.split(os.environ.get("SAMLGW_WRAPPER", ""))
-
-# Reports of the sanitizers and of valgrind in samlgw's stderr.
-_REPORT = re.compile(r"ERROR: (AddressSanitizer|LeakSanitizer)|runtime error: |"
-                     r"^==\d+== (Invalid|Conditional|Use of uninit|Syscall param|Mismatched|"
-                     r"Source and destination|Invalid free|ERROR SUMMARY: [1-9])",
-                     re.M)
+sys.path.insert(0, str(REPO / "tests"))
+from wrapper import REPORT as _REPORT, WRAPPER  # noqa: E402
 
 
 def free_port():

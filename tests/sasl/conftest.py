@@ -5,6 +5,11 @@ port, no persistence; the folder and socket are open to other users so that a se
 running as another user, such as Cyrus IMAP's `cyrus`, can reach it), tokens issued with
 samlgw-token, and helpers that run Debian's SASL tools against the plugin in the build
 folder (never the installed one). Everything started here is stopped afterwards.
+
+Under SAMLGW_WRAPPER (tests/wrapper.py: valgrind) samlgw-authd runs behind it, and one that
+reports an error or a leak when it stops fails the test that started it. Debian's SASL
+programs and Cyrus IMAP, which load the plugin, run as they are (the plugin's code runs
+under valgrind in its C tests).
 """
 import base64
 import hashlib
@@ -15,6 +20,7 @@ import signal
 import socket
 import struct
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,14 +28,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from wrapper import SLOW, command, problems  # noqa: E402
 BUILD = Path(os.environ.get("SAMLGW_BUILD_DIR") or REPO / "build")
 TOKEN_BIN = os.environ.get("SAMLGW_TOKEN_BIN") or str(BUILD / "samlgw" / "samlgw-token")
 AUTHD_BIN = os.environ.get("SAMLGW_AUTHD_BIN") or str(BUILD / "sasl-plugin" / "samlgw-authd")
+AUTHD = command([AUTHD_BIN])  # behind SAMLGW_WRAPPER
 PLUGIN_DIR = os.environ.get("SAMLGW_SASL_PLUGIN_DIR") or str(BUILD / "sasl-plugin")
 SYSTEM_PLUGIN_DIR = os.environ.get("SAMLGW_SASL_SYSTEM_DIR") or "/usr/lib/x86_64-linux-gnu/sasl2"
 TEST_SETUP = os.environ.get("SAMLGW_TEST_SETUP", "")
 
-TIMEOUT = 30
+TIMEOUT = 30 * SLOW
 
 # Started as root, samlgw-authd refuses to run without --user: the tests then run it as
 # nobody (the private Redis socket and the config file are open to everyone).
@@ -245,14 +254,16 @@ class Authd:
             os.chown(self.socket.parent, pw.pw_uid, pw.pw_gid)
             extra = tuple(AS_USER) + tuple(extra)
         self.log = workdir / "authd.log"
-        self.args = [AUTHD_BIN, "--config", str(config), "--socket", str(self.socket)] + list(extra)
+        self.args = command([AUTHD_BIN, "--config", config, "--socket", self.socket] +
+                            list(extra))
         self.proc = None
+        self.reported = None
 
     def start(self):
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=log,
                                          stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 20 * SLOW
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError("samlgw-authd exited: " + self.log.read_text())
@@ -273,11 +284,13 @@ class Authd:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         try:
-            return proc.wait(timeout=10)
+            code = proc.wait(timeout=10 * SLOW)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
             return None
+        self.reported = self.reported or problems(0, self.log.read_text(errors="replace"))
+        return code
 
     def request(self, *fields, timeout=10):
         """One raw saslauthd request; returns the response text."""
@@ -317,6 +330,9 @@ def authd_factory(config, workdir):
     finally:
         for a in started:
             a.stop()
+    for a in started:
+        if a.reported:
+            pytest.fail("samlgw-authd " + a.reported)
 
 
 @pytest.fixture(scope="session", autouse=True)

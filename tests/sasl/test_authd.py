@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import AS_USER, AUTHD_BIN, RUN_AS, TIMEOUT
+from conftest import AS_USER, AUTHD, RUN_AS, SLOW, TIMEOUT
 
 ALICE = "alice@example.org"
 
@@ -165,7 +165,7 @@ def test_stalled_clients_hold_no_worker(authd_factory, tokens):
         for _ in range(20):
             r, took = timed_request(authd, token)
             assert r == "OK"
-            assert took < 1.0, took
+            assert took < 1.0 * SLOW, took
     finally:
         stop.set()
         dripper.join()
@@ -193,8 +193,9 @@ def test_connection_cap(authd_factory, tokens):
     try:
         r, took = timed_request(authd, token)
         assert r == "OK"
-        assert took < 1.0, took
-        assert open_fds(authd.proc.pid) <= base + 256
+        assert took < 1.0 * SLOW, took
+        # (valgrind opens descriptors of its own in the same process as it goes)
+        assert open_fds(authd.proc.pid) <= base + 256 + (16 if SLOW > 1 else 0)
         # The first ones in were the first pushed out: closed without an answer.
         for s in stalled[:40]:
             s.settimeout(2)
@@ -225,19 +226,19 @@ def test_sigterm_stops_and_removes_the_socket(authd_factory):
 
 def test_refuses_a_socket_in_use(authd_factory, config, workdir):
     authd = authd_factory()
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--socket", str(authd.socket)] +
+    r = subprocess.run(AUTHD + ["--config", str(config), "--socket", str(authd.socket)] +
                        AS_USER, capture_output=True, text=True, timeout=TIMEOUT)
     assert r.returncode == 1
     assert "another process is listening" in r.stderr
 
 
 def test_usage_and_config_errors(workdir):
-    r = subprocess.run([AUTHD_BIN, "--protocol", "imap"], capture_output=True, text=True,
+    r = subprocess.run(AUTHD + ["--protocol", "imap"], capture_output=True, text=True,
                        timeout=TIMEOUT)
     assert r.returncode == 64
     bad = workdir / "bad.conf"
     bad.write_text("[redis]\nurl = nowhere\n")
-    r = subprocess.run([AUTHD_BIN, "--config", str(bad)] + AS_USER, capture_output=True,
+    r = subprocess.run(AUTHD + ["--config", str(bad)] + AS_USER, capture_output=True,
                        text=True, timeout=TIMEOUT)
     assert r.returncode == 78
     assert "bad.conf:2:" in r.stderr
@@ -258,7 +259,7 @@ def test_ejabberd_extauth(config, tokens):
         "setpass:alice:example.org:x",
         "garbage",
     ]
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"] + AS_USER,
+    r = subprocess.run(AUTHD + ["--config", str(config), "--protocol", "ejabberd"] + AS_USER,
                        input=b"".join(ejabberd_frame(x) for x in requests),
                        capture_output=True, timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
@@ -269,7 +270,7 @@ def test_ejabberd_extauth(config, tokens):
 
 
 def test_ejabberd_truncated_input_fails(config):
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "ejabberd"] + AS_USER,
+    r = subprocess.run(AUTHD + ["--config", str(config), "--protocol", "ejabberd"] + AS_USER,
                        input=b"\x00\x10auth", capture_output=True, timeout=TIMEOUT)
     assert r.returncode == 1
 
@@ -286,7 +287,7 @@ def test_prosody_external(config, tokens):
         "tryregister:new:example.org:pw",
         "auth:alice:example.org:" + token + "\r",
     ]
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody"] + AS_USER,
+    r = subprocess.run(AUTHD + ["--config", str(config), "--protocol", "prosody"] + AS_USER,
                        input="".join(l + "\n" for l in lines), capture_output=True, text=True,
                        timeout=TIMEOUT)
     assert r.returncode == 0, r.stderr
@@ -307,7 +308,7 @@ needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="starts samlgw-authd a
 @needs_root
 @pytest.mark.parametrize("protocol", ["saslauthd", "prosody"])
 def test_root_without_user_refuses_to_run(config, workdir, protocol):
-    args = [AUTHD_BIN, "--config", str(config), "--protocol", protocol]
+    args = AUTHD + ["--config", str(config), "--protocol", protocol]
     if protocol == "saslauthd":
         args += ["--socket", str(workdir / "root.sock")]
     r = subprocess.run(args, capture_output=True, text=True, timeout=TIMEOUT,
@@ -321,6 +322,10 @@ def test_root_without_user_refuses_to_run(config, workdir, protocol):
 def test_root_drops_to_the_user_after_binding(authd_factory, tokens):
     authd = authd_factory()  # as root, with --user nobody (conftest)
     pw = pwd.getpwnam(RUN_AS)
+    # The socket answers as soon as it listens; the switch follows right after.
+    deadline = time.monotonic() + 2 * SLOW
+    while proc_ids(authd.proc.pid)[0][0] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
     uids, gids, groups = proc_ids(authd.proc.pid)
     assert uids == [pw.pw_uid] * 4
     assert gids == [pw.pw_gid] * 4
@@ -336,13 +341,13 @@ def test_root_drops_to_the_user_after_binding(authd_factory, tokens):
 
 @needs_root
 def test_user_errors(config, workdir):
-    r = subprocess.run([AUTHD_BIN, "--config", str(config), "--protocol", "prosody",
+    r = subprocess.run(AUTHD + ["--config", str(config), "--protocol", "prosody",
                         "--user", "no-such-user-here"], capture_output=True, text=True,
                        timeout=TIMEOUT, stdin=subprocess.DEVNULL)
     assert r.returncode == 1 and "no such user" in r.stderr, r
     # Without root, --user can only name the user it already runs as.
     base = ["setpriv", "--reuid", RUN_AS, "--regid", str(pwd.getpwnam(RUN_AS).pw_gid),
-            "--clear-groups", AUTHD_BIN, "--config", str(config), "--protocol", "prosody"]
+            "--clear-groups"] + AUTHD + ["--config", str(config), "--protocol", "prosody"]
     r = subprocess.run(base + ["--user", "root"], capture_output=True, text=True,
                        timeout=TIMEOUT, stdin=subprocess.DEVNULL)
     assert r.returncode == 64 and "only root can become another user" in r.stderr, r

@@ -4,17 +4,24 @@ Each test gets a private redis-server on a unix socket in a temporary folder, te
 certificates made with openssl at test time (a CA and one certificate per domain), an
 xmpp-core listening on free 127.0.0.1 ports, and helpers to issue tokens with
 samlgw-token. Everything started is stopped afterwards, also on failure.
+
+Under SAMLGW_WRAPPER (tests/wrapper.py: valgrind) xmpp-core runs behind it, waits are
+SLOW times longer, and a server that reports an error or a leak when it stops fails the
+test that started it.
 """
 import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests"))
+from wrapper import SLOW, command, problems  # noqa: E402
 XMPP_BIN = os.environ.get("XMPP_CORE_BIN") or str(REPO / "build" / "xmpp-core" / "xmpp-core")
 TOKEN_BIN = os.environ.get("SAMLGW_TOKEN_BIN") or str(REPO / "build" / "samlgw" / "samlgw-token")
 DOMAINS = ("example.org", "example.net")
@@ -129,10 +136,10 @@ class Server:
 
     def _start_once(self):
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([XMPP_BIN, "--config", str(self.config)],
+        self.proc = subprocess.Popen(command([XMPP_BIN, "--config", self.config]),
                                      stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 15 * SLOW
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 self.proc = None
@@ -150,18 +157,20 @@ class Server:
         return self.log_path.read_text(errors="replace")
 
     def stop(self):
-        """SIGTERM; returns the exit status."""
+        """SIGTERM; returns the exit status. A report of valgrind or a sanitizer in the
+        log is kept in self.reported (checked when the fixture ends)."""
         if self.proc is None:
             return None
         proc, self.proc = self.proc, None
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
-                proc.wait(timeout=10)
+                proc.wait(timeout=10 * SLOW)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
         self.log.close()
+        self.reported = getattr(self, "reported", None) or problems(0, self.log_text())
         return proc.returncode
 
 
@@ -205,6 +214,9 @@ def make_env(tmp_path_factory, certs):
     finally:
         for thing in reversed(made):
             thing.stop()
+    for thing in made:
+        if getattr(thing, "reported", None):
+            pytest.fail("xmpp-core " + thing.reported)
 
 
 @pytest.fixture
