@@ -129,6 +129,7 @@ static void setting_clear(const struct setting *s, void *field)
 		*(char **)field = NULL;
 		break;
 	case SETTING_LIST:
+	case SETTING_LINES:
 		strlist_free(field);
 		break;
 	default:
@@ -317,6 +318,11 @@ static bool setting_set(const struct setting *s, void *field, const char *value,
 		strlist_free(&add);
 		return ok;
 	}
+	case SETTING_LINES:
+		if (s->validate != NULL && !s->validate(value, error_r))
+			return false;
+		strlist_add(field, value);
+		return true;
 	}
 	*error_r = "internal error: unknown setting type";
 	return false;
@@ -484,7 +490,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	}
 	unsigned *set_line = p->kind == SEC_DOMAIN ? &p->domain->set_line[idx]
 						   : &p->config->set_line[idx];
-	if (*set_line != 0 && s->type != SETTING_LIST) {
+	if (*set_line != 0 && s->type != SETTING_LIST && s->type != SETTING_LINES) {
 		problem(p, p->line, "[%s%s] %s is already set on line %u", prefix, shown, name,
 			*set_line);
 		return 1;
@@ -542,6 +548,68 @@ static size_t setting_index(const char *section, const char *key)
 	abort(); /* only called with names from the table */
 }
 
+static bool strlist_has_case(const struct strlist *l, const char *s)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (strcasecmp(l->v[i], s) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* A user must never have two domains to land in: two domains that list the same IdP may
+ * not share a scope (the user's scope is what picks one of them), and a domain that takes
+ * the localpart from uid (which carries no scope) must have its IdP to itself. Reported
+ * on the later domain's scope (or idp) line. After the scope defaults are in place. */
+static void check_domain_overlap(struct parser *p)
+{
+	struct config *c = p->config;
+	size_t i_idp = setting_index("domain", "idp");
+	size_t i_scope = setting_index("domain", "scope");
+	size_t i_localpart = setting_index("domain", "localpart");
+	for (size_t b = 0; b < c->n_domains; b++) {
+		const struct config_domain *db = &c->domains[b];
+		bool b_uid = db->localpart != NULL && strcmp(db->localpart, "uid") == 0;
+		for (size_t a = 0; a < b; a++) {
+			const struct config_domain *da = &c->domains[a];
+			bool a_uid = da->localpart != NULL && strcmp(da->localpart, "uid") == 0;
+			const char *idp = NULL;
+			for (size_t i = 0; i < db->idp.n && idp == NULL; i++) {
+				for (size_t k = 0; k < da->idp.n; k++) {
+					if (strcmp(db->idp.v[i], da->idp.v[k]) == 0) {
+						idp = db->idp.v[i];
+						break;
+					}
+				}
+			}
+			if (idp == NULL)
+				continue;
+			unsigned line_idp = db->set_line[i_idp] != 0 ? db->set_line[i_idp] : db->line;
+			if (a_uid || b_uid) {
+				const struct config_domain *u = b_uid ? db : da;
+				unsigned line = b_uid && db->set_line[i_localpart] != 0
+							? db->set_line[i_localpart]
+							: line_idp;
+				problem(p, line,
+					"[domain %s] and [domain %s] (line %u) both list the IdP %s, "
+					"and [domain %s] takes the localpart from uid, which carries no "
+					"scope to choose between them",
+					db->name, da->name, da->line, idp, u->name);
+				continue;
+			}
+			for (size_t i = 0; i < db->scope.n; i++) {
+				if (!strlist_has_case(&da->scope, db->scope.v[i]))
+					continue;
+				problem(p, db->set_line[i_scope] != 0 ? db->set_line[i_scope] : db->line,
+					"[domain %s] scope %s is also a scope of [domain %s] (line %u), "
+					"and both list the IdP %s: a user of that scope would fit both",
+					db->name, db->scope.v[i], da->name, da->line, idp);
+				break;
+			}
+		}
+	}
+}
+
 /* Defaults, requirements for prog, files that must exist, and checks across settings. */
 static void finish(struct parser *p, unsigned prog)
 {
@@ -565,7 +633,11 @@ static void finish(struct parser *p, unsigned prog)
 					problem(p, section_line(p, s->section), "[%s] needs '%s'",
 						s->section, s->key);
 			}
-			if (set != 0 && s->type == SETTING_PATH && (s->used_by & prog) != 0) {
+			/* saml.idp_metadata may be missing when saml.metadata_url fetches it */
+			bool fetched = field == (void *)&c->saml.idp_metadata &&
+				       c->saml.metadata_url != NULL;
+			if (set != 0 && s->type == SETTING_PATH && (s->used_by & prog) != 0 &&
+			    !fetched) {
 				const char *path = *(char **)field;
 				if (access(path, R_OK) != 0) {
 					int err = errno;
@@ -599,6 +671,15 @@ static void finish(struct parser *p, unsigned prog)
 				"[domain %s] localpart = uid needs exactly one idp: a uid carries no "
 				"scope, so any of several IdPs could name any user",
 				d->name);
+	}
+	check_domain_overlap(p);
+	size_t i_certs = setting_index("metadata", "assurance_certifications");
+	for (size_t i = 0; i < c->metadata.assurance_certifications.n; i++) {
+		if (strcmp(c->metadata.assurance_certifications.v[i], "https://refeds.org/sirtfi") == 0 &&
+		    c->metadata.contact_security == NULL)
+			problem(p, c->set_line[i_certs],
+				"[metadata] assurance_certifications claims Sirtfi "
+				"(https://refeds.org/sirtfi), which needs contact_security");
 	}
 	size_t i_default = setting_index("token", "default_ttl");
 	size_t i_max = setting_index("token", "max_ttl");

@@ -40,6 +40,7 @@ struct config_domain {
 	struct strlist idp;
 	struct strlist scope;
 	char *localpart;
+	struct strlist require; /* access rules, one per line (common/access_rule.h) */
 	unsigned set_line[CONFIG_MAX_SETTINGS];
 };
 
@@ -73,6 +74,8 @@ struct config {
 		char *cert;
 		char *idp_metadata;
 		char *metadata_cert;
+		char *metadata_url;
+		long long metadata_refresh;
 		long long clock_skew;
 		long long request_ttl;
 		bool allow_unsolicited;
@@ -86,6 +89,7 @@ struct config {
 		long long session_max;
 		struct strlist token_ttls;
 		long long xmpp_port;
+		bool logout_revokes_tokens;
 	} web;
 	struct {
 		char *display_name;
@@ -102,6 +106,8 @@ struct config {
 		char *contact_security;
 		struct strlist requested_attributes;
 		struct strlist required_attributes;
+		struct strlist entity_categories;
+		struct strlist assurance_certifications;
 	} metadata;
 	struct {
 		struct strlist listen;

@@ -34,6 +34,8 @@ static const char *type_name(enum setting_type t)
 		return "path";
 	case SETTING_LIST:
 		return "list";
+	case SETTING_LINES:
+		return "repeatable";
 	}
 	return "?";
 }
@@ -73,7 +75,8 @@ void config_write_reference(FILE *out)
 	      "`FILE:LINE: message`. Comments start with `;` or `#` at the start of a line, or "
 	      "with ` ;` after a value. Relative paths are resolved against the folder of the "
 	      "config file. A list is separated by commas or spaces, and a list key may be "
-	      "repeated to add more values. A key may be set only once otherwise.\n",
+	      "repeated to add more values; a repeatable key takes its whole value as one "
+	      "entry and each line adds one. A key may be set only once otherwise.\n",
 	      out);
 	for (size_t si = 0; si < ARRAY_SIZE(section_docs); si++) {
 		const char *sec = section_docs[si][0];

@@ -1,5 +1,6 @@
 /* Every setting of the shared configuration file, declared once. config.c loads by this
  * table and `samlgw-config-reference` prints docs/config.md from it. */
+#include "access_rule.h"
 #include "config.h"
 #include "config_table.h"
 #include "jid.h"
@@ -177,6 +178,28 @@ static bool v_url(const char *value, const char **error_r)
 	return v_uri(value, error_r);
 }
 
+/* Where metadata is fetched from: https, or http to a loopback host (tests). */
+static bool v_metadata_url(const char *value, const char **error_r)
+{
+	static const char *const loopback[] = {"http://127.0.0.1/", "http://127.0.0.1:",
+					       "http://[::1]/", "http://[::1]:",
+					       "http://localhost/", "http://localhost:"};
+	if (strncmp(value, "http://", 7) == 0) {
+		bool ok = false;
+		for (size_t i = 0; i < ARRAY_SIZE(loopback); i++)
+			ok = ok || strncmp(value, loopback[i], strlen(loopback[i])) == 0;
+		if (!ok) {
+			*error_r = "must be an https:// URL (http:// only to 127.0.0.1, [::1] or "
+				   "localhost)";
+			return false;
+		}
+	} else if (strncmp(value, "https://", 8) != 0) {
+		*error_r = "must be an https:// URL";
+		return false;
+	}
+	return v_uri(value, error_r);
+}
+
 /* A contact: a mail address (published as mailto:) or a URL. */
 static bool v_contact(const char *value, const char **error_r)
 {
@@ -246,6 +269,36 @@ static bool v_localpart(const char *value, const char **error_r)
 	}
 	*error_r = "must be one of eppn, subject-id, mail, uid";
 	return false;
+}
+
+/* An access rule "ATTRIBUTE: VALUE …" (common/access_rule.h) over an attribute samlgw
+ * knows; scoped values only where the attribute is scoped. */
+static bool v_require(const char *value, const char **error_r)
+{
+	struct access_rule rule;
+	if (access_rule_parse(value, &rule, error_r) < 0)
+		return false;
+	bool ok = v_attribute(rule.attribute, error_r);
+	bool scoped_aff = strcmp(rule.attribute, "eduPersonScopedAffiliation") == 0 ||
+			  strcmp(rule.attribute, "urn:oid:1.3.6.1.4.1.5923.1.1.1.9") == 0;
+	bool aff = strcmp(rule.attribute, "eduPersonAffiliation") == 0 ||
+		   strcmp(rule.attribute, "urn:oid:1.3.6.1.4.1.5923.1.1.1.1") == 0;
+	for (size_t i = 0; ok && i < rule.n_values; i++) {
+		const char *v = rule.values[i], *at = strchr(v, '@');
+		if (aff && at != NULL) {
+			*error_r = "eduPersonAffiliation values carry no scope (for VALUE@SCOPE use "
+				   "eduPersonScopedAffiliation)";
+			ok = false;
+		} else if (scoped_aff && at != NULL &&
+			   (at == v || at[1] == '\0' || strchr(at + 1, '@') != NULL ||
+			    !jid_domain_valid(at + 1, error_r))) {
+			*error_r = "an eduPersonScopedAffiliation value is VALUE (any scope of the "
+				   "IdP) or VALUE@SCOPE with one '@' and a lower-case domain as scope";
+			ok = false;
+		}
+	}
+	access_rule_clear(&rule);
+	return ok;
 }
 
 static bool v_token_ttl(const char *value, const char **error_r)
@@ -333,6 +386,17 @@ const struct setting config_settings[] = {
 	{"saml", "metadata_cert", SETTING_PATH, TOP(saml.metadata_cert), NULL, 0, 0, NULL, 0,
 	 PROG_SAMLGW, "file",
 	 "When set, the metadata's signature must verify with this certificate."},
+	{"saml", "metadata_url", SETTING_STRING, TOP(saml.metadata_url), NULL, 0, 0,
+	 v_metadata_url, 0, PROG_SAMLGW, "https:// URL",
+	 "Where samlgw fetches the IdP metadata (a federation aggregate) itself: at start when "
+	 "idp_metadata is missing or older than metadata_refresh, then every metadata_refresh "
+	 "and on SIGHUP. A fetched copy replaces idp_metadata (its folder must be writable) "
+	 "only once it loads and verifies like a reload; otherwise the last good copy stays "
+	 "in use. http:// only to 127.0.0.1, [::1] or localhost (tests)."},
+	{"saml", "metadata_refresh", SETTING_DURATION, TOP(saml.metadata_refresh), "6h", 1,
+	 7 * 86400, NULL, 0, PROG_SAMLGW, "seconds, or with s, m, h or d",
+	 "How often metadata_url is fetched; after a failed fetch or check it is tried again "
+	 "after 10 minutes (or this, when shorter)."},
 	{"saml", "clock_skew", SETTING_DURATION, TOP(saml.clock_skew), "180", 0, 3600, NULL, 0,
 	 PROG_SAMLGW, "seconds, or with s, m or h",
 	 "Clock difference to the IdP tolerated in NotBefore and NotOnOrAfter checks."},
@@ -371,6 +435,11 @@ const struct setting config_settings[] = {
 	 "Lifetimes offered on the account page (those above token.max_ttl are not shown)."},
 	{"web", "xmpp_port", SETTING_INT, TOP(web.xmpp_port), "5222", 1, 65535, NULL, 0,
 	 PROG_SAMLGW, "port", "The XMPP port shown to users for manual client setup."},
+	{"web", "logout_revokes_tokens", SETTING_BOOL, TOP(web.logout_revokes_tokens), "no", 0, 0,
+	 NULL, 0, PROG_SAMLGW, "yes or no",
+	 "Logging out (the logout button, or single logout started by the IdP) also revokes the "
+	 "tokens issued in that web session. No: they keep working until they expire or are "
+	 "revoked."},
 
 	{"metadata", "display_name", SETTING_STRING, TOP(metadata.display_name), "samlgw chat", 0,
 	 0, v_text, 0, PROG_SAMLGW, "text", "mdui:DisplayName of this service."},
@@ -404,6 +473,18 @@ const struct setting config_settings[] = {
 	{"metadata", "required_attributes", SETTING_LIST, TOP(metadata.required_attributes),
 	 "eduPersonPrincipalName", 0, 0, v_attribute, 0, PROG_SAMLGW, "attribute names",
 	 "RequestedAttribute entries with isRequired=\"true\"."},
+	{"metadata", "entity_categories", SETTING_LIST, TOP(metadata.entity_categories), NULL, 0,
+	 0, v_uri, 0, PROG_SAMLGW, "list of URIs",
+	 "Entity categories this SP claims (e.g. http://refeds.org/category/research-and-"
+	 "scholarship), published as values of the entity attribute "
+	 "http://macedir.org/entity-category. The federation must approve them."},
+	{"metadata", "assurance_certifications", SETTING_LIST,
+	 TOP(metadata.assurance_certifications), NULL, 0, 0, v_uri, 0, PROG_SAMLGW,
+	 "list of URIs",
+	 "Assurance certifications this SP claims (e.g. https://refeds.org/sirtfi), published "
+	 "as values of the entity attribute "
+	 "urn:oasis:names:tc:SAML:attribute:assurance-certification. Sirtfi needs "
+	 "contact_security."},
 
 	{"xmpp", "listen", SETTING_LIST, TOP(xmpp.listen), "0.0.0.0:5222", 0, 0, v_listen_or_none,
 	 0, PROG_XMPP, "HOST:PORT list, or none", "Client connections with STARTTLS."},
@@ -478,6 +559,14 @@ const struct setting config_settings[] = {
 	 "Attribute whose value (the part before '@' for eppn, subject-id and mail) becomes the "
 	 "JID's localpart, lowercased; the part after '@' must be a scope of the domain and a "
 	 "shibmd:Scope of the IdP. uid carries no scope: only with exactly one idp."},
+	{"domain", "require", SETTING_LINES, DOM(require), NULL, 0, 0, v_require, 0, PROG_SAMLGW,
+	 "ATTRIBUTE: VALUE [VALUE …]",
+	 "An access rule, checked once the user's domain is chosen: the user must have one of "
+	 "the values (space-separated) in the attribute (friendly or urn:oid name). Repeat the "
+	 "key for more rules; all must hold. eduPersonAffiliation compares case-insensitively; "
+	 "an eduPersonScopedAffiliation value without '@' matches any scope the IdP may "
+	 "assert, with '@' that scope (both case-insensitively); other attributes compare "
+	 "exactly. Unset: every user the domain accepts may log in."},
 };
 const size_t config_settings_count = ARRAY_SIZE(config_settings);
 

@@ -12,6 +12,7 @@ enum setting_type {
 	SETTING_BOOL,
 	SETTING_PATH,     /* resolved against the config file's folder */
 	SETTING_LIST,     /* comma or space separated; the key may repeat to add more */
+	SETTING_LINES,    /* one value per line, kept whole; the key may repeat to add more */
 };
 
 struct setting {

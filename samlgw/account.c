@@ -1,11 +1,12 @@
 /* The account page (GET /), issuing (POST /tokens) and revoking (POST /tokens/revoke)
- * tokens, and logging out (POST /logout; GET /logout, the page after it; and the page that
- * asks for it after a SAML logout message). Every POST needs the session and its CSRF token.
+ * tokens, and logging out (POST /logout, which logout.c carries on; GET /logout, the page
+ * after it; and the page that asks for it after an unsigned SAML logout message). Every POST needs the session and its CSRF token.
  * A new token is shown once, in the answer to the POST, and never stored in clear. */
 #include "app.h"
 #include "http.h"
 #include "jid.h"
 #include "log.h"
+#include "logout.h"
 #include "pages.h"
 #include "qr.h"
 #include "services.h"
@@ -281,6 +282,12 @@ void account_issue(struct app *app, struct http_request *req, struct http_reply 
 		return;
 	}
 	metrics_count(&app->metrics.tokens_issued, 1);
+	/* Remembered in the session, so that logging out can revoke it
+	 * (web.logout_revokes_tokens). */
+	const char *kerr;
+	if (kv_session_add_token(app_worker(app)->kv, s.sid, info.id, &kerr) != KV_OK)
+		log_event(LOG_LEVEL_WARN, "session_token_not_noted", "jid", s.data.jid, "id",
+			  info.id, "reason", kerr, NULL);
 	char ttl_s[24];
 	snprintf(ttl_s, sizeof(ttl_s), "%lld", ttl);
 	log_event(LOG_LEVEL_INFO, "token_issued", "jid", s.data.jid, "id", info.id, "services",
@@ -355,16 +362,14 @@ void account_revoke(struct app *app, struct http_request *req, struct http_reply
 	session_clear(&s);
 }
 
+/* POST /logout: the session ends here, and at the IdP too when it takes single logout
+ * (logout.c). */
 void account_logout(struct app *app, struct http_request *req, struct http_reply *reply)
 {
 	struct session s;
 	if (!need_form_session(app, req, reply, &s))
 		return;
-	session_end(app, req, reply);
-	log_event(LOG_LEVEL_INFO, "logout", "jid", s.data.jid, "via", "web", NULL);
-	char *to = xasprintf("%s/logout", app->cfg->http.public_url);
-	http_reply_redirect(reply, 303, to);
-	free(to);
+	logout_start(app, req, reply, &s);
 	session_clear(&s);
 }
 
@@ -392,14 +397,16 @@ void account_logged_out(struct app *app, struct http_request *req, struct http_r
 		session_clear(&s);
 	} else {
 		set_url(app, vars, "login_url", "/login");
+		tmpl_set_bool(vars, "idp_confirmed", false);
+		tmpl_set_bool(vars, "idp_failed", false);
 		page_render(app, req, reply, 200, "logged-out", vars, NULL);
 	}
 	tmpl_vars_free(vars);
 }
 
-/* A SAML logout message arrived (/saml/slo): signed in, the user confirms with the logout
- * form (its CSRF token), since nothing here checks who sent the message; signed out, on to
- * the login. */
+/* A SAML logout message arrived (/saml/slo) that did not verify because it is unsigned or
+ * unreadable (logout.c): signed in, the user may confirm with the logout form (its CSRF
+ * token), since nothing vouches for who sent the message; signed out, on to the login. */
 void account_logout_confirm(struct app *app, struct http_request *req, struct http_reply *reply)
 {
 	struct session s;

@@ -1,6 +1,7 @@
 /* The Assertion Consumer Service's checks (see acs.h for the list). */
 #include "acs.h"
 #include "b64.h"
+#include "slo_msg.h"
 #include "sp_metadata.h"
 #include "xml.h"
 #include "xmlenc.h"
@@ -339,9 +340,11 @@ void acs_result_clear(struct acs_result *r)
 void acs_checked_clear(struct acs_checked *ch)
 {
 	identity_clear(&ch->id);
+	attrs_clear(&ch->attrs);
 	free(ch->issuer);
 	free(ch->assertion_id);
 	free(ch->in_response_to);
+	kv_slo_clear(&ch->slo);
 	memset(ch, 0, sizeof(*ch));
 }
 
@@ -367,6 +370,9 @@ int acs_check_xml(struct sp *sp, const char *xml, size_t len, time_t now,
 	out->assertion_id = p.assertion_id;
 	out->in_response_to = p.in_response_to;
 	out->replay_until = p.replay_until;
+	slo_subject_read(p.assertion, &out->slo);
+	out->attrs = attrs;
+	memset(&attrs, 0, sizeof(attrs));
 	p.issuer = p.assertion_id = p.in_response_to = NULL;
 	ret = 0;
 out:

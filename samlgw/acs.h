@@ -41,6 +41,8 @@ struct acs_checked {
 	char *assertion_id;
 	char *in_response_to; /* NULL for an unsolicited Response */
 	time_t replay_until;  /* keep the assertion ID in the replay cache until then */
+	struct saml_attrs attrs; /* the known attributes, for the domain's access rules */
+	struct kv_slo slo;       /* NameID and SessionIndex, for single logout */
 };
 
 /* Every check of the Response but the two in Redis, on b64 (the SAMLResponse form value),

@@ -6,6 +6,7 @@
 #include <string.h>
 
 const char *const app_pages[] = {"account", "token-issued", "idp-chooser", "logout", "logged-out",
+				    "saml-post",
 				    "error"};
 const size_t app_pages_count = ARRAY_SIZE(app_pages);
 

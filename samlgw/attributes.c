@@ -245,11 +245,16 @@ int identity_from_attrs(const struct config *cfg, const struct idp *idp,
 	size_t bound = 0;
 	const char *foreign_scope = NULL; /* a domain's scope the IdP may not assert */
 	const struct config_domain *unscoped = NULL;
+	const char *unscoped_value = NULL;
 	const struct config_domain *chosen = NULL;
 	const char *value = NULL;
 	enum attr_id src = ATTR_EPPN;
 	const char *missing = NULL;
-	for (size_t i = 0; i < cfg->n_domains && chosen == NULL; i++) {
+	/* Every domain bound to the IdP is looked at, not only up to the first that fits: the
+	 * configuration keeps domains that share an IdP from sharing a scope (config.c), but
+	 * domains taking the localpart from different attributes could both fit one user, and
+	 * then neither is chosen. */
+	for (size_t i = 0; i < cfg->n_domains; i++) {
 		const struct config_domain *d = &cfg->domains[i];
 		if (!domain_has_idp(d, idp_entity_id))
 			continue;
@@ -264,8 +269,7 @@ int identity_from_attrs(const struct config *cfg, const struct idp *idp,
 		if (s == ATTR_UID) {
 			/* Unscoped: usable only when the IdP serves exactly one domain. */
 			unscoped = d;
-			value = v;
-			src = s;
+			unscoped_value = v;
 			continue;
 		}
 		if (at != NULL && domain_has_scope(d, at + 1)) {
@@ -277,6 +281,14 @@ int identity_from_attrs(const struct config *cfg, const struct idp *idp,
 				foreign_scope = at + 1;
 				continue;
 			}
+			if (chosen != NULL) {
+				*reason_r = REFUSE_DOMAIN_AMBIGUOUS;
+				*error_r = fmt_error("the user fits both [domain %.100s] (by %s) and "
+						     "[domain %.100s] (by %s)",
+						     chosen->name, defs[src].friendly, d->name,
+						     defs[s].friendly);
+				return -1;
+			}
 			chosen = d;
 			value = v;
 			src = s;
@@ -287,8 +299,11 @@ int identity_from_attrs(const struct config *cfg, const struct idp *idp,
 		*error_r = "no [domain] lists this IdP in its idp setting";
 		return -1;
 	}
-	if (chosen == NULL && unscoped != NULL && bound == 1)
+	if (chosen == NULL && unscoped != NULL && bound == 1) {
 		chosen = unscoped;
+		value = unscoped_value;
+		src = ATTR_UID;
+	}
 	if (chosen == NULL && foreign_scope != NULL) {
 		*reason_r = REFUSE_SCOPE;
 		*error_r = fmt_error("the user's scope '%.200s' is not a shibmd:Scope of the IdP in "
@@ -297,7 +312,7 @@ int identity_from_attrs(const struct config *cfg, const struct idp *idp,
 	}
 	if (chosen == NULL) {
 		*reason_r = REFUSE_NO_DOMAIN;
-		*error_r = missing != NULL && value == NULL
+		*error_r = missing != NULL
 				   ? fmt_error("the IdP sent no %s, which names the user", missing)
 				   : "no [domain] bound to this IdP has a scope matching the user's "
 				     "identifier";

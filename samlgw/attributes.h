@@ -75,8 +75,9 @@ struct identity {
 /* True when some [domain] lists idp (an entityID) among its IdPs. */
 bool idp_has_domain(const struct config *cfg, const char *idp);
 
-/* Pick the domain and build the JID: the domains bound to the IdP, the first whose scope
- * matches the user's identifier (which must also be a scope the IdP may assert).
+/* Pick the domain and build the JID: of the domains bound to the IdP, the one whose scope
+ * matches the user's identifier (which must also be a scope the IdP may assert); when two
+ * fit (they take the localpart from different attributes), none (domain_ambiguous).
  * Returns 0 with *id, or -1 with *reason_r and *error_r. */
 int identity_from_attrs(const struct config *cfg, const struct idp *idp,
 			const char *idp_entity_id, const struct saml_attrs *attrs,

@@ -67,6 +67,7 @@ static void request_free(struct http_request *req)
 	if (req == NULL)
 		return;
 	free(req->path);
+	free(req->raw_query);
 	if (req->body != NULL) {
 		secret_wipe(req->body, req->body_len + 1); /* form decoding only shrinks it */
 		free(req->body);
@@ -276,8 +277,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	struct http_server *s = cls;
 	struct http_request *req = *con_cls;
 	(void)version;
-	if (req == NULL) {
-		req = xcalloc(1, sizeof(*req));
+	if (req == NULL || req->conn == NULL) {
+		if (req == NULL)
+			req = xcalloc(1, sizeof(*req));
+		if (req->raw_query == NULL)
+			req->raw_query = xstrdup("");
 		req->conn = conn;
 		req->method = method;
 		clock_gettime(CLOCK_MONOTONIC, &req->start);
@@ -329,6 +333,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 	return MHD_YES;
 }
 
+/* libmicrohttpd's URI log callback sees the request line's URI before it is decoded:
+ * keep its query (capped by the connection's memory limit) in a new request. */
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *conn)
+{
+	(void)cls;
+	(void)conn;
+	struct http_request *req = xcalloc(1, sizeof(*req));
+	const char *q = uri != NULL ? strchr(uri, '?') : NULL;
+	req->raw_query = xstrdup(q != NULL ? q + 1 : "");
+	return req;
+}
+
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 			 enum MHD_RequestTerminationCode toe)
 {
@@ -337,6 +353,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	(void)toe;
 	if (req == NULL)
 		return;
+	if (req->conn == NULL) { /* never reached on_request (a malformed request) */
+		request_free(req);
+		*con_cls = NULL;
+		return;
+	}
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_HTTP_STATUS);
 	if (s->done != NULL)
@@ -447,8 +468,8 @@ int http_start(const char *listen, unsigned threads, unsigned workers, const cha
 	s->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 		MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_URI_LOG_CALLBACK,
+		on_uri, NULL, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)30, MHD_OPTION_CONNECTION_LIMIT,
 	    (unsigned)HTTP_CONNECTIONS_MAX, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)64 * 1024,
 		MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, MHD_OPTION_END);
 	freeaddrinfo(ai);

@@ -34,6 +34,8 @@ struct http_request {
 	void *conn; /* struct MHD_Connection */
 	const char *method;
 	char *path;              /* without query; the public_url path prefix removed */
+	char *raw_query;         /* the query as received, still encoded ("" when none): the
+				  * SAML Redirect binding's signature covers it */
 	char *body;              /* NUL-terminated; once the form is parsed, its decoded fields */
 	size_t body_len, body_cap;
 	bool too_large;

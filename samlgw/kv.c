@@ -13,8 +13,12 @@
 #include <hiredis/hiredis.h>
 #include <openssl/evp.h>
 
-/* KEYS: assertion, new session, [request], [old session]. ARGV: has request (0/1), has
- * old session (0/1), replay until, issuer, session ttl, jid, name, idp, csrf, created.
+/* KEYS: assertion, new session, [request], [old session], [SLO index]. ARGV: has request
+ * (0/1), has old session (0/1), replay until, issuer, session ttl, jid, name, idp, csrf,
+ * created, then for SLO (ARGV[11] "" when the login has no NameID): nameid, its format,
+ * NameQualifier, SPNameQualifier, SessionIndex, the index key's hash, the new session's
+ * hash, the index ttl, the key prefix. The index (a set of session hashes) drops the
+ * entries of ended sessions once it holds more than 256.
  * Answers {"ok", request state or ""} or {refusal word}. The request is used up by a login
  * and by an answer from another IdP, not by a replayed assertion (which leaves it to the
  * real answer). */
@@ -41,7 +45,25 @@ static const char login_script[] =
 	"redis.call('HSET', KEYS[2], 'jid', ARGV[6], 'name', ARGV[7], 'idp', ARGV[8],\n"
 	"           'csrf', ARGV[9], 'created', ARGV[10])\n"
 	"redis.call('EXPIRE', KEYS[2], ARGV[5])\n"
+	"if ARGV[11] ~= '' then\n"
+	"  local idx = KEYS[#KEYS]\n"
+	"  redis.call('HSET', KEYS[2], 'nameid', ARGV[11], 'nameid_format', ARGV[12],\n"
+	"             'nameid_nq', ARGV[13], 'nameid_spnq', ARGV[14], 'session_index', ARGV[15],\n"
+	"             'slo_index', ARGV[16])\n"
+	"  if redis.call('SCARD', idx) > 256 then\n"
+	"    for _, m in ipairs(redis.call('SMEMBERS', idx)) do\n"
+	"      if redis.call('EXISTS', ARGV[19] .. 'session:' .. m) == 0 then\n"
+	"        redis.call('SREM', idx, m)\n"
+	"      end\n"
+	"    end\n"
+	"  end\n"
+	"  redis.call('SADD', idx, ARGV[17])\n"
+	"  redis.call('EXPIRE', idx, ARGV[18])\n"
+	"end\n"
 	"return {'ok', state}\n";
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct kv {
 	struct redis_url *url;
@@ -219,12 +241,29 @@ void kv_session_clear(struct kv_session *s)
 	free(s->name);
 	free(s->idp);
 	secret_free(s->csrf);
+	free(s->slo.nameid);
+	free(s->slo.format);
+	free(s->slo.nq);
+	free(s->slo.spnq);
+	free(s->slo.session_index);
+	free(s->tokens);
 	memset(s, 0, sizeof(*s));
 }
 
 static void session_key(const char *sid, char out[65])
 {
 	sha256_hex("session", sid, out);
+}
+
+void kv_session_hash(const char *sid, char out[65])
+{
+	session_key(sid, out);
+}
+
+/* The SLO index key's hash: SHA-256 of the IdP's entityID, NUL, the NameID value. */
+static void slo_index_hash(const char *idp, const char *nameid, char out[65])
+{
+	sha256_hex(idp, nameid, out);
 }
 
 /* EVALSHA of the login script, EVAL when Redis does not know it yet. */
@@ -274,7 +313,7 @@ enum kv_result kv_login(struct kv *kv, const char *issuer, const char *assertion
 	sha256_hex(issuer, assertion_id, replay_hash);
 	session_key(session->sid, session_hash);
 	const struct kv_session *s = session->s;
-	char *keys[4] = {
+	char *keys[5] = {
 		xasprintf("%sassertion:%s", kv->prefix, replay_hash),
 		xasprintf("%ssession:%s", kv->prefix, session_hash),
 	};
@@ -285,12 +324,20 @@ enum kv_result kv_login(struct kv *kv, const char *issuer, const char *assertion
 		session_key(session->old_sid, old_hash);
 		keys[nkeys++] = xasprintf("%ssession:%s", kv->prefix, old_hash);
 	}
-	char until[24], ttl[24], created[24], nk[4];
+	const struct kv_slo *slo = &s->slo;
+	char index_hash[65] = "";
+	if (slo->nameid != NULL) {
+		slo_index_hash(s->idp, slo->nameid, index_hash);
+		keys[nkeys++] = xasprintf("%ssloindex:%s", kv->prefix, index_hash);
+	}
+	char until[24], ttl[24], created[24], nk[4], index_ttl[24];
 	snprintf(until, sizeof(until), "%lld", replay_until);
 	snprintf(ttl, sizeof(ttl), "%lld", session->ttl);
 	snprintf(created, sizeof(created), "%lld", s->created);
 	snprintf(nk, sizeof(nk), "%d", nkeys);
-	const char *argv[3 + 4 + 10];
+	snprintf(index_ttl, sizeof(index_ttl), "%lld",
+		 session->index_ttl > 0 ? session->index_ttl : session->ttl);
+	const char *argv[3 + 5 + 19];
 	size_t lens[ARRAY_SIZE(argv)];
 	int argc = 2;
 	argv[argc++] = nk;
@@ -299,6 +346,12 @@ enum kv_result kv_login(struct kv *kv, const char *issuer, const char *assertion
 	const char *args[] = {
 		request_id != NULL ? "1" : "0", session->old_sid != NULL ? "1" : "0", until,
 		issuer, ttl, s->jid, s->name, s->idp, s->csrf, created,
+		slo->nameid != NULL ? slo->nameid : "",
+		slo->format != NULL ? slo->format : "",
+		slo->nq != NULL ? slo->nq : "",
+		slo->spnq != NULL ? slo->spnq : "",
+		slo->session_index != NULL ? slo->session_index : "",
+		index_hash, session_hash, index_ttl, kv->prefix,
 	};
 	for (size_t i = 0; i < ARRAY_SIZE(args); i++)
 		argv[argc++] = args[i];
@@ -344,16 +397,11 @@ enum kv_result kv_login(struct kv *kv, const char *issuer, const char *assertion
 	return res;
 }
 
-enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
-			      struct kv_session *s_r, const char **error_r)
+/* A session's fields from an HGETALL-shaped array; false when it is no whole session. */
+static bool session_from_reply(const redisReply *r, struct kv_session *s_r)
 {
-	char h[65];
-	session_key(sid, h);
-	redisReply *r;
-	enum kv_result res = command(kv, &r, error_r, "HGETALL %ssession:%s", kv->prefix, h);
-	if (res != KV_OK)
-		return res;
 	struct kv_session s = {0};
+	char *slo_index = NULL;
 	if (r->type == REDIS_REPLY_ARRAY) {
 		for (size_t i = 0; i + 1 < r->elements; i += 2) {
 			const redisReply *k = r->element[i], *v = r->element[i + 1];
@@ -363,8 +411,15 @@ enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
 				       : strcmp(k->str, "name") == 0 ? &s.name
 				       : strcmp(k->str, "idp") == 0  ? &s.idp
 				       : strcmp(k->str, "csrf") == 0 ? &s.csrf
-								     : NULL;
-			if (field != NULL) {
+				       : strcmp(k->str, "nameid") == 0 ? &s.slo.nameid
+				       : strcmp(k->str, "nameid_format") == 0 ? &s.slo.format
+				       : strcmp(k->str, "nameid_nq") == 0 ? &s.slo.nq
+				       : strcmp(k->str, "nameid_spnq") == 0 ? &s.slo.spnq
+				       : strcmp(k->str, "session_index") == 0 ? &s.slo.session_index
+				       : strcmp(k->str, "tokens") == 0 ? &s.tokens
+				       : strcmp(k->str, "slo_index") == 0 ? &slo_index
+									     : NULL;
+			if (field != NULL && v->len > 0) {
 				free(*field);
 				*field = xstrndup(v->str, v->len);
 			} else if (strcmp(k->str, "created") == 0) {
@@ -372,9 +427,28 @@ enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
 			}
 		}
 	}
-	freeReplyObject(r);
+	free(slo_index);
 	if (s.jid == NULL || s.name == NULL || s.idp == NULL || s.csrf == NULL || s.created == 0) {
 		kv_session_clear(&s);
+		return false;
+	}
+	*s_r = s;
+	return true;
+}
+
+enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
+			      struct kv_session *s_r, const char **error_r)
+{
+	char h[65];
+	session_key(sid, h);
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "HGETALL %ssession:%s", kv->prefix, h);
+	if (res != KV_OK)
+		return res;
+	struct kv_session s;
+	bool ok = session_from_reply(r, &s);
+	freeReplyObject(r);
+	if (!ok) {
 		*error_r = "no such session";
 		return KV_MISS;
 	}
@@ -396,5 +470,184 @@ enum kv_result kv_session_delete(struct kv *kv, const char *sid, const char **er
 	enum kv_result res = command(kv, &r, error_r, "DEL %ssession:%s", kv->prefix, h);
 	if (res == KV_OK)
 		freeReplyObject(r);
+	return res;
+}
+
+static bool hash_valid(const char *h)
+{
+	if (strlen(h) != 64)
+		return false;
+	for (size_t i = 0; i < 64; i++)
+		if (hex_digit(h[i]) < 0)
+			return false;
+	return true;
+}
+
+/* KEYS: session. ARGV: token id, cap. Appends the id to the session's "tokens" field. */
+static const char add_token_script[] =
+	"if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+	"local t = redis.call('HGET', KEYS[1], 'tokens') or ''\n"
+	"local n = 0\n"
+	"for _ in string.gmatch(t, '%S+') do n = n + 1 end\n"
+	"if n >= tonumber(ARGV[2]) then return 0 end\n"
+	"if t ~= '' then t = t .. ' ' end\n"
+	"redis.call('HSET', KEYS[1], 'tokens', t .. ARGV[1])\n"
+	"return 1\n";
+
+enum kv_result kv_session_add_token(struct kv *kv, const char *sid, const char *token_id,
+				    const char **error_r)
+{
+	char h[65];
+	session_key(sid, h);
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "EVAL %s 1 %ssession:%s %s %d",
+				     add_token_script, kv->prefix, h, token_id,
+				     KV_SESSION_TOKENS_MAX);
+	if (res != KV_OK)
+		return res;
+	res = r->type == REDIS_REPLY_INTEGER && r->integer == 1 ? KV_OK : KV_MISS;
+	freeReplyObject(r);
+	if (res == KV_MISS)
+		*error_r = "the session is gone or already lists " STR(KV_SESSION_TOKENS_MAX)
+			   " tokens";
+	return res;
+}
+
+/* KEYS: session. ARGV: prefix, the session's hash. Reads and deletes the session and
+ * takes it out of its SLO index. */
+static const char end_script[] =
+	"local t = redis.call('HGETALL', KEYS[1])\n"
+	"if #t == 0 then return t end\n"
+	"local idx = redis.call('HGET', KEYS[1], 'slo_index')\n"
+	"redis.call('DEL', KEYS[1])\n"
+	"if idx and idx ~= '' then\n"
+	"  redis.call('SREM', ARGV[1] .. 'sloindex:' .. idx, ARGV[2])\n"
+	"end\n"
+	"return t\n";
+
+enum kv_result kv_session_end(struct kv *kv, const char *hash, struct kv_session *s_r,
+			      const char **error_r)
+{
+	if (!hash_valid(hash)) {
+		*error_r = "not a session hash";
+		return KV_MISS;
+	}
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "EVAL %s 1 %ssession:%s %s %s", end_script,
+				     kv->prefix, hash, kv->prefix, hash);
+	if (res != KV_OK)
+		return res;
+	struct kv_session s;
+	bool ok = session_from_reply(r, &s);
+	freeReplyObject(r);
+	if (!ok) {
+		*error_r = "no such session";
+		return KV_MISS;
+	}
+	*s_r = s;
+	return KV_OK;
+}
+
+enum kv_result kv_session_peek(struct kv *kv, const char *hash, struct kv_session *s_r,
+			       const char **error_r)
+{
+	if (!hash_valid(hash)) {
+		*error_r = "not a session hash";
+		return KV_MISS;
+	}
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "HGETALL %ssession:%s", kv->prefix, hash);
+	if (res != KV_OK)
+		return res;
+	struct kv_session s;
+	bool ok = session_from_reply(r, &s);
+	freeReplyObject(r);
+	if (!ok) {
+		*error_r = "no such session";
+		return KV_MISS;
+	}
+	*s_r = s;
+	return KV_OK;
+}
+
+enum kv_result kv_slo_sessions(struct kv *kv, const char *idp, const char *nameid,
+			       char (**hashes_r)[65], size_t *n_r, const char **error_r)
+{
+	char h[65];
+	slo_index_hash(idp, nameid, h);
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "SRANDMEMBER %ssloindex:%s %d", kv->prefix,
+				     h, KV_SLO_SESSIONS_MAX);
+	if (res != KV_OK)
+		return res;
+	size_t n = 0;
+	char(*v)[65] = xcalloc(r->type == REDIS_REPLY_ARRAY && r->elements > 0 ? r->elements : 1,
+			       sizeof(*v));
+	for (size_t i = 0; r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+		const redisReply *m = r->element[i];
+		if (m->type == REDIS_REPLY_STRING && m->len == 64 && hash_valid(m->str))
+			memcpy(v[n++], m->str, 65);
+	}
+	freeReplyObject(r);
+	*hashes_r = v;
+	*n_r = n;
+	return KV_OK;
+}
+
+enum kv_result kv_logout_put(struct kv *kv, const char *id, const char *value, long long ttl,
+			     const char **error_r)
+{
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "SET %slogout:%s %s EX %lld NX", kv->prefix,
+				     id, value, ttl);
+	if (res != KV_OK)
+		return res;
+	res = r->type == REDIS_REPLY_STATUS ? KV_OK : KV_MISS;
+	freeReplyObject(r);
+	if (res == KV_MISS)
+		*error_r = "the request ID is already in use";
+	return res;
+}
+
+/* The value a LogoutRequest's key holds once its answer came. */
+#define LOGOUT_USED "\001used"
+
+enum kv_result kv_logout_take(struct kv *kv, const char *id, char **value_r, bool *replay_r,
+			      const char **error_r)
+{
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "SET %slogout:%s %s XX KEEPTTL GET",
+				     kv->prefix, id, LOGOUT_USED);
+	if (res != KV_OK)
+		return res;
+	if (r->type != REDIS_REPLY_STRING) {
+		*replay_r = false;
+		*error_r = "no outstanding LogoutRequest with this ID (unknown or expired)";
+		res = KV_MISS;
+	} else if (strcmp(r->str, LOGOUT_USED) == 0) {
+		*replay_r = true;
+		*error_r = "the LogoutRequest with this ID was answered before";
+		res = KV_MISS;
+	} else {
+		*value_r = xstrndup(r->str, r->len);
+	}
+	freeReplyObject(r);
+	return res;
+}
+
+enum kv_result kv_slo_request_once(struct kv *kv, const char *issuer, const char *id,
+				   long long until, const char **error_r)
+{
+	char h[65];
+	sha256_hex(issuer, id, h);
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "SET %ssloreq:%s 1 NX EXAT %lld",
+				     kv->prefix, h, until);
+	if (res != KV_OK)
+		return res;
+	res = r->type == REDIS_REPLY_STATUS ? KV_OK : KV_MISS;
+	freeReplyObject(r);
+	if (res == KV_MISS)
+		*error_r = "this LogoutRequest was received before";
 	return res;
 }

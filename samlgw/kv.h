@@ -1,5 +1,7 @@
 /* samlgw's own state in Redis (docs/redis.md): outstanding AuthnRequests, the assertion
- * replay cache and web sessions, under redis.prefix like the token store. Synchronous
+ * replay cache, web sessions and single logout's state (the NameID index, our pending
+ * LogoutRequests, the IdP LogoutRequest replay cache), under redis.prefix like the token
+ * store. Synchronous
  * hiredis; one kv object belongs to one thread. Every call returns KV_OK, KV_MISS (the
  * store answered: no such key, already used…) or KV_UNAVAILABLE with *error_r. */
 #ifndef SAMLGW_KV_H
@@ -31,10 +33,20 @@ enum kv_result kv_ping(struct kv *kv, const char **error_r);
 enum kv_result kv_request_put(struct kv *kv, const char *id, const char *value, long long ttl,
 			      const char **error_r);
 
+/* What single logout needs of a login (docs/saml.md, Logout): the assertion's NameID
+ * (value, Format, NameQualifier, SPNameQualifier; NULL when absent) and the
+ * AuthnStatement's SessionIndex. nameid NULL: the session cannot take part in SLO. */
+#define KV_SLO_FIELD_MAX 1024 /* bytes, each field */
+struct kv_slo {
+	char *nameid, *format, *nq, *spnq, *session_index;
+};
+
 /* Sessions: key session:SHA256(sid) is a hash of fields. */
 struct kv_session {
 	char *jid, *name, *idp, *csrf;
 	long long created;
+	struct kv_slo slo;
+	char *tokens; /* ids of the tokens issued in this session, space-separated, or NULL */
 };
 void kv_session_clear(struct kv_session *s);
 
@@ -45,6 +57,7 @@ struct kv_session_new {
 	const char *old_sid;
 	const struct kv_session *s;
 	long long ttl;
+	long long index_ttl; /* the SLO index entry's lifetime (web.session_max) */
 };
 
 /* Why kv_login answered KV_MISS. */
@@ -70,5 +83,38 @@ enum kv_result kv_login(struct kv *kv, const char *issuer, const char *assertion
 enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
 			      struct kv_session *s_r, const char **error_r);
 enum kv_result kv_session_delete(struct kv *kv, const char *sid, const char **error_r);
+
+/* The session's key hash (hex SHA-256 of "session", NUL, sid): what the SLO index lists. */
+void kv_session_hash(const char *sid, char out[65]);
+/* Note a token issued in the session (at most KV_SESSION_TOKENS_MAX are kept; KV_MISS when
+ * the session is gone or full). */
+#define KV_SESSION_TOKENS_MAX 64
+enum kv_result kv_session_add_token(struct kv *kv, const char *sid, const char *token_id,
+				    const char **error_r);
+/* End the session with key hash hash (read and delete in one step, and leave the SLO index):
+ * KV_OK with *s_r (what it held), KV_MISS when it was gone. */
+enum kv_result kv_session_end(struct kv *kv, const char *hash, struct kv_session *s_r,
+			      const char **error_r);
+/* The SLO index: the key hashes of the sessions logged in by idp with NameID value
+ * nameid (entries of ended sessions may linger until the index expires). On KV_OK
+ * *hashes_r (each 64 hex digits) holds *n_r entries, at most KV_SLO_SESSIONS_MAX; free with
+ * free(). Reading a session by hash without touching it: kv_session_peek. */
+#define KV_SLO_SESSIONS_MAX 256
+enum kv_result kv_slo_sessions(struct kv *kv, const char *idp, const char *nameid,
+			       char (**hashes_r)[65], size_t *n_r, const char **error_r);
+enum kv_result kv_session_peek(struct kv *kv, const char *hash, struct kv_session *s_r,
+			       const char **error_r);
+
+/* SP-initiated logout: remember LogoutRequest id (value: what the answer needs) for ttl
+ * seconds. Taking it marks it used (for the rest of ttl): KV_OK with *value_r (freed by the
+ * caller), KV_MISS with *replay_r false (unknown or expired) or true (already answered). */
+enum kv_result kv_logout_put(struct kv *kv, const char *id, const char *value, long long ttl,
+			     const char **error_r);
+enum kv_result kv_logout_take(struct kv *kv, const char *id, char **value_r, bool *replay_r,
+			      const char **error_r);
+/* IdP-initiated logout: record the LogoutRequest (issuer, ID) until until (Unix time);
+ * KV_MISS when it was recorded before (a replay). */
+enum kv_result kv_slo_request_once(struct kv *kv, const char *issuer, const char *id,
+				   long long until, const char **error_r);
 
 #endif

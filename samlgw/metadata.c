@@ -15,6 +15,8 @@
 #define BINDING_REDIRECT "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 #define PROTOCOL_SAML2 "urn:oasis:names:tc:SAML:2.0:protocol"
 #define TEXT_MAX 4096
+#define ENTITY_CATEGORY "http://macedir.org/entity-category"
+#define CATEGORY_HIDE_FROM_DISCOVERY "http://refeds.org/category/hide-from-discovery"
 
 /* Formatted error messages of this file (its own buffer: a message may quote another
  * file's). */
@@ -32,6 +34,36 @@ static void idp_clear(struct idp *idp)
 	}
 	free(idp->scopes);
 	xmlsig_keys_clear(&idp->keys);
+	for (size_t i = 0; i < idp->n_names; i++) {
+		free(idp->names[i].lang);
+		free(idp->names[i].text);
+	}
+	free(idp->names);
+	for (size_t i = 0; i < idp->n_logos; i++) {
+		free(idp->logos[i].url);
+		free(idp->logos[i].lang);
+	}
+	free(idp->logos);
+	for (size_t i = 0; i < idp->n_categories; i++)
+		free(idp->categories[i]);
+	free(idp->categories);
+}
+
+const char *idp_name(const struct idp *idp, const char *lang)
+{
+	const char *en = NULL;
+	for (size_t i = 0; i < idp->n_names; i++) {
+		const struct idp_text *t = &idp->names[i];
+		if (lang != NULL && t->lang != NULL && strcasecmp(t->lang, lang) == 0)
+			return t->text;
+		if (en == NULL && t->lang != NULL && strcasecmp(t->lang, "en") == 0)
+			en = t->text;
+	}
+	if (en != NULL)
+		return en;
+	if (idp->n_names > 0)
+		return idp->names[0].text;
+	return idp->display_name;
 }
 
 void idp_set_free(struct idp_set *set)
@@ -52,9 +84,14 @@ static int cmp_idp(const void *a, const void *b)
 const struct idp *idp_set_find(const struct idp_set *set, const char *entity_id)
 {
 	struct idp key = {.entity_id = (char *)entity_id};
-	if (set->n == 0)
+	if (set->n == 0 || idp_set_expired(set, time(NULL)))
 		return NULL; /* bsearch's base must not be NULL */
 	return bsearch(&key, set->v, set->n, sizeof(*set->v), cmp_idp);
+}
+
+bool idp_set_expired(const struct idp_set *set, time_t now)
+{
+	return set->valid_until != 0 && set->valid_until <= now;
 }
 
 bool idp_scope_ok(const struct idp *idp, const char *scope)
@@ -140,6 +177,142 @@ static void pick_display_name(struct idp *idp, const xmlNode *ext)
 		idp->display_name = v;
 		if (en)
 			return;
+	}
+}
+
+/* The xml:lang of node, as a new string when it is short printable ASCII, else NULL. */
+static char *node_lang(const xmlNode *node)
+{
+	xmlChar *lang = xmlNodeGetLang(node);
+	char *out = NULL;
+	if (lang != NULL && strlen((const char *)lang) <= METADATA_LANG_MAX) {
+		out = xstrdup((const char *)lang);
+		for (char *p = out; *p; p++) {
+			if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			      (*p >= '0' && *p <= '9') || *p == '-')) {
+				free(out);
+				out = NULL;
+				break;
+			}
+		}
+	}
+	xmlFree(lang);
+	return out;
+}
+
+static void add_names(struct idp *idp, const xmlNode *ui)
+{
+	for (xmlNode *d = xml_child(ui, NS_MDUI, "DisplayName"); d != NULL;
+	     d = xml_next(d, NS_MDUI, "DisplayName")) {
+		if (idp->n_names == METADATA_NAMES_MAX)
+			return;
+		char *v = xml_text(d, METADATA_NAME_LEN_MAX);
+		if (v == NULL || *str_trim(v) == '\0' || !utf8_printable(v, strlen(v))) {
+			free(v);
+			continue;
+		}
+		char *lang = node_lang(d);
+		bool dup = false;
+		for (size_t i = 0; i < idp->n_names && !dup; i++) {
+			const char *l = idp->names[i].lang;
+			dup = (l == NULL && lang == NULL) ||
+			      (l != NULL && lang != NULL && strcasecmp(l, lang) == 0);
+		}
+		if (dup) { /* the first per language wins */
+			free(lang);
+			free(v);
+			continue;
+		}
+		idp->names = xrealloc(idp->names, (idp->n_names + 1) * sizeof(*idp->names));
+		idp->names[idp->n_names++] = (struct idp_text){.lang = lang, .text = v};
+	}
+}
+
+/* An https: URL or a data:image/ URI without spaces, quotes or control characters. */
+static bool logo_url_ok(const char *url)
+{
+	if (strncmp(url, "https://", 8) != 0 && strncmp(url, "data:image/", 11) != 0)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)url; *p; p++) {
+		if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '\'' || *p == '<' || *p == '>' ||
+		    *p == '\\')
+			return false;
+	}
+	return true;
+}
+
+static unsigned logo_dimension(const xmlNode *logo, const char *name)
+{
+	const char *v = xml_attr(logo, name);
+	if (v == NULL)
+		return 0;
+	char *end;
+	unsigned long n = strtoul(v, &end, 10);
+	return *v >= '0' && *v <= '9' && *end == '\0' && n <= 4096 ? (unsigned)n : 0;
+}
+
+static void add_logos(struct idp *idp, const xmlNode *ui)
+{
+	for (xmlNode *l = xml_child(ui, NS_MDUI, "Logo"); l != NULL;
+	     l = xml_next(l, NS_MDUI, "Logo")) {
+		if (idp->n_logos == METADATA_LOGOS_MAX)
+			return;
+		char *url = xml_text(l, METADATA_LOGO_URL_MAX);
+		if (url == NULL || !logo_url_ok(str_trim(url))) {
+			free(url);
+			continue;
+		}
+		char *trimmed = xstrdup(str_trim(url));
+		free(url);
+		idp->logos = xrealloc(idp->logos, (idp->n_logos + 1) * sizeof(*idp->logos));
+		idp->logos[idp->n_logos++] = (struct idp_logo){
+			.url = trimmed,
+			.lang = node_lang(l),
+			.width = logo_dimension(l, "width"),
+			.height = logo_dimension(l, "height"),
+		};
+	}
+}
+
+static void pick_ui_info(struct idp *idp, const xmlNode *ext)
+{
+	const xmlNode *ui = ext != NULL ? xml_child(ext, NS_MDUI, "UIInfo") : NULL;
+	if (ui == NULL)
+		return;
+	add_names(idp, ui);
+	add_logos(idp, ui);
+}
+
+/* Entity categories: the values of the EntityAttributes attribute
+ * http://macedir.org/entity-category in the EntityDescriptor's Extensions. */
+static void add_categories(struct idp *idp, const xmlNode *ed_ext)
+{
+	const xmlNode *ea = ed_ext != NULL ? xml_child(ed_ext, NS_MDATTR, "EntityAttributes") : NULL;
+	if (ea == NULL)
+		return;
+	for (xmlNode *a = xml_child(ea, NS_SAML, "Attribute"); a != NULL;
+	     a = xml_next(a, NS_SAML, "Attribute")) {
+		const char *name = xml_attr(a, "Name");
+		if (name == NULL || strcmp(name, ENTITY_CATEGORY) != 0)
+			continue;
+		for (xmlNode *v = xml_child(a, NS_SAML, "AttributeValue"); v != NULL;
+		     v = xml_next(v, NS_SAML, "AttributeValue")) {
+			if (idp->n_categories == METADATA_CATEGORIES_MAX)
+				return;
+			char *text = xml_text(v, METADATA_CATEGORY_LEN_MAX);
+			if (text == NULL || *str_trim(text) == '\0' ||
+			    !utf8_printable(text, strlen(text))) {
+				free(text);
+				continue;
+			}
+			char *value = xstrdup(str_trim(text));
+			free(text);
+			if (strcmp(value, CATEGORY_HIDE_FROM_DISCOVERY) == 0)
+				idp->hide_from_discovery = true;
+			idp->categories = xrealloc(idp->categories, (idp->n_categories + 1) *
+									sizeof(*idp->categories));
+			idp->categories[idp->n_categories++] = value;
+		}
 	}
 }
 
@@ -230,6 +403,8 @@ static int load_entity(struct loader *l, xmlNode *ed)
 	    add_keys(&idp, role) < 0)
 		goto fail;
 	pick_display_name(&idp, ext);
+	pick_ui_info(&idp, ext);
+	add_categories(&idp, xml_child(ed, NS_MD, "Extensions"));
 	if (idp_set_find(l->set, idp.entity_id) != NULL) {
 		fmt_error("%s appears twice", idp.entity_id);
 		goto fail;
@@ -333,11 +508,12 @@ int idp_set_load(const char *path, const char *metadata_cert, bool allow_sha1,
 			*error_r = fmt_error("%s: validUntil is not a UTC dateTime", path);
 			goto fail;
 		}
-		if (t < time(NULL)) {
+		if (t <= time(NULL)) {
 			*error_r = fmt_error("%s: the metadata expired at %s (validUntil)", path,
 					     valid_until);
 			goto fail;
 		}
+		set->valid_until = t;
 	}
 	struct loader l = {.set = set, .cb = cb, .cb_ctx = cb_ctx};
 	if (walk(&l, root, 0) < 0) {

@@ -21,6 +21,7 @@ void page_render(struct app *app, struct http_request *req, struct http_reply *r
 						{"idp-chooser", "chooser_title"},
 						{"logout", "logout_title"},
 						{"logged-out", "logged_out_title"},
+						{"saml-post", "saml_post_title"},
 						{"error", "error_title"}};
 	for (size_t i = 0; i < ARRAY_SIZE(titles); i++) {
 		if (strcmp(page, titles[i][0]) == 0) {

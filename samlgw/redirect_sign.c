@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
@@ -78,9 +80,12 @@ char *redirect_sign_url(const struct redirect_signer *signer, const char *url,
 {
 	const char *q = strchr(url, '?');
 	const char *start = q != NULL ? strstr(q, "SAMLRequest=") : NULL;
+	if (start == NULL && q != NULL)
+		start = strstr(q, "SAMLResponse=");
 	if (start == NULL || (start[-1] != '?' && start[-1] != '&') ||
 	    strstr(start, "SigAlg=") != NULL || strstr(start, "Signature=") != NULL) {
-		*error_r = "the Redirect URL carries no SAMLRequest, or is signed already";
+		*error_r = "the Redirect URL carries no SAMLRequest or SAMLResponse, or is signed "
+			   "already";
 		return NULL;
 	}
 	char *alg = url_encode((const unsigned char *)signer->sigalg, strlen(signer->sigalg));
@@ -106,4 +111,47 @@ out:
 	EVP_MD_CTX_free(md);
 	free(signed_part);
 	return out;
+}
+
+int redirect_signer_sign_xml(const struct redirect_signer *signer, const unsigned char *data,
+			     size_t len, unsigned char *sig, size_t *sig_len,
+			     const char **sigalg_r, const char **error_r)
+{
+	unsigned char der[SIGNATURE_MAX];
+	size_t der_len = sizeof(der);
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	int ok = md != NULL &&
+		 EVP_DigestSignInit(md, NULL, EVP_sha256(), NULL, signer->key) == 1 &&
+		 EVP_DigestSign(md, der, &der_len, data, len) == 1;
+	EVP_MD_CTX_free(md);
+	if (!ok) {
+		*error_r = "cannot sign the XML message with the SP key";
+		return -1;
+	}
+	if (EVP_PKEY_get_base_id(signer->key) == EVP_PKEY_RSA) {
+		memcpy(sig, der, der_len);
+		*sig_len = der_len;
+		*sigalg_r = SIGALG_RSA_SHA256;
+		return 0;
+	}
+	/* XML Signature wants ECDSA as r||s, each as long as the group's order. */
+	const unsigned char *p = der;
+	ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+	int half = (EVP_PKEY_get_bits(signer->key) + 7) / 8;
+	if (es == NULL || half <= 0 || 2 * half > REDIRECT_SIGNATURE_MAX ||
+	    BN_bn2binpad(ECDSA_SIG_get0_r(es), sig, half) != half ||
+	    BN_bn2binpad(ECDSA_SIG_get0_s(es), sig + half, half) != half) {
+		ECDSA_SIG_free(es);
+		*error_r = "cannot encode the ECDSA signature";
+		return -1;
+	}
+	ECDSA_SIG_free(es);
+	*sig_len = 2 * (size_t)half;
+	*sigalg_r = SIGALG_ECDSA_SHA256;
+	return 0;
+}
+
+const char *redirect_signer_alg(const struct redirect_signer *signer)
+{
+	return signer->sigalg;
 }

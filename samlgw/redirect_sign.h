@@ -17,10 +17,22 @@ int redirect_signer_new(const char *pem, size_t len, struct redirect_signer **si
 			const char **error_r);
 void redirect_signer_free(struct redirect_signer *signer);
 
-/* url: an unsigned Redirect-binding URL, LOCATION?…SAMLRequest=…[&RelayState=…] with no
+/* url: an unsigned Redirect-binding URL, LOCATION?…SAMLRequest=…[&RelayState=…] (or
+ * SAMLResponse=…) with no
  * SigAlg or Signature yet. Returns a new URL with SigAlg and Signature appended (free
  * with free()), or NULL with *error_r. Safe to call from several threads at once. */
 char *redirect_sign_url(const struct redirect_signer *signer, const char *url,
 			const char **error_r);
+
+/* Sign data with the SP key for an XML Signature (SignedInfo's canonical form): RSA
+ * PKCS#1 v1.5 or ECDSA (as r||s) with SHA-256. Returns 0 with sig[0..*sig_len) (sig must
+ * hold REDIRECT_SIGNATURE_MAX bytes) and *sigalg_r (the SignatureMethod URI), or -1 with
+ * *error_r. Safe to call from several threads at once. */
+#define REDIRECT_SIGNATURE_MAX 1024
+/* The SigAlg / SignatureMethod URI of the SP key's signatures. */
+const char *redirect_signer_alg(const struct redirect_signer *signer);
+int redirect_signer_sign_xml(const struct redirect_signer *signer, const unsigned char *data,
+			     size_t len, unsigned char *sig, size_t *sig_len,
+			     const char **sigalg_r, const char **error_r);
 
 #endif

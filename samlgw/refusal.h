@@ -34,6 +34,8 @@
 	X(REFUSE_IDP_NOT_BOUND, "idp_not_bound")                                           \
 	X(REFUSE_NO_DOMAIN, "no_domain")                                                   \
 	X(REFUSE_LOCALPART, "localpart")                                                   \
+	X(REFUSE_DOMAIN_AMBIGUOUS, "domain_ambiguous")                                     \
+	X(REFUSE_ACCESS_DENIED, "access_denied")                                           \
 	X(REFUSE_UNAVAILABLE, "store_unavailable")
 
 enum refusal {

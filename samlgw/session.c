@@ -21,7 +21,7 @@ static char *cookie(const struct app *app, const char *value, long long max_age)
 }
 
 int session_prepare(struct app *app, struct http_request *req, const struct identity *id,
-		    struct session_new *s, const char **error_r)
+		    const struct kv_slo *slo, struct session_new *s, const char **error_r)
 {
 	memset(s, 0, sizeof(*s));
 	if (random_id(s->sid) < 0 || random_id(s->csrf) < 0) {
@@ -40,12 +40,15 @@ int session_prepare(struct app *app, struct http_request *req, const struct iden
 		.csrf = s->csrf,
 		.created = (long long)time(NULL),
 	};
+	if (slo != NULL)
+		s->data.slo = *slo;
 	s->put = (struct kv_session_new){
 		.sid = s->sid,
 		.old_sid = s->old_sid,
 		.s = &s->data,
 		.ttl = c->web.session_idle < c->web.session_max ? c->web.session_idle
 								: c->web.session_max,
+		.index_ttl = c->web.session_max,
 	};
 	return 0;
 }
@@ -90,16 +93,6 @@ enum kv_result session_load(struct app *app, struct http_request *req, struct se
 	return KV_OK;
 }
 
-void session_end(struct app *app, struct http_request *req, struct http_reply *reply)
-{
-	const char *sid = http_cookie(req, cookie_name(app));
-	const char *error;
-	if (sid != NULL && random_id_valid(sid))
-		kv_session_delete(app_worker(app)->kv, sid, &error);
-	free(reply->set_cookie);
-	reply->set_cookie = cookie(app, "", 0);
-}
-
 void session_clear(struct session *s)
 {
 	secret_wipe(s->sid, sizeof(s->sid));
@@ -114,4 +107,19 @@ bool session_csrf_ok(struct app *app, struct http_request *req, const struct ses
 	const char *token = http_form(req, "csrf");
 	return token != NULL && strlen(token) == RANDOM_ID_LEN &&
 	       strlen(s->data.csrf) == RANDOM_ID_LEN && ct_equal(token, s->data.csrf, RANDOM_ID_LEN);
+}
+
+void session_clear_cookie(struct app *app, struct http_reply *reply)
+{
+	free(reply->set_cookie);
+	reply->set_cookie = cookie(app, "", 0);
+}
+
+bool session_request_hash(struct app *app, struct http_request *req, char out[65])
+{
+	const char *sid = http_cookie(req, cookie_name(app));
+	if (sid == NULL || !random_id_valid(sid))
+		return false;
+	kv_session_hash(sid, out);
+	return true;
 }

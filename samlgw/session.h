@@ -31,10 +31,10 @@ struct session_new {
 	struct kv_session_new put;
 };
 
-/* Fill *s for id (which must outlive it). Returns 0, or -1 with *error_r when the random
+/* Fill *s for id and slo (the login's NameID and SessionIndex; both must outlive it). Returns 0, or -1 with *error_r when the random
  * generator fails. */
 int session_prepare(struct app *app, struct http_request *req, const struct identity *id,
-		    struct session_new *s, const char **error_r);
+		    const struct kv_slo *slo, struct session_new *s, const char **error_r);
 /* The session was stored: set its cookie on reply. */
 void session_started(struct app *app, const struct session_new *s, struct http_reply *reply);
 /* Wipe the ids; accepts a cleared or unused s. */
@@ -43,8 +43,11 @@ void session_new_clear(struct session_new *s);
  * KV_UNAVAILABLE when Redis cannot be asked. */
 enum kv_result session_load(struct app *app, struct http_request *req, struct session *s,
 			    const char **error_r);
-/* End the request's session (if any) and clear the cookie on reply. */
-void session_end(struct app *app, struct http_request *req, struct http_reply *reply);
+/* Clear the session cookie on reply. */
+void session_clear_cookie(struct app *app, struct http_reply *reply);
+/* The key hash (kv_session_hash) of the request's session cookie into out; false when the
+ * request carries none. */
+bool session_request_hash(struct app *app, struct http_request *req, char out[65]);
 void session_clear(struct session *s);
 
 /* True when the form's csrf field equals the session's token (constant time) and the

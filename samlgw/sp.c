@@ -80,6 +80,12 @@ static int add_provider(void *ctx, const struct idp *idp, const char *entity_xml
 int sp_load(const struct config *cfg, struct sp **sp_r, const char **setting_r,
 	    const char **error_r)
 {
+	return sp_load_from(cfg, cfg->saml.idp_metadata, sp_r, setting_r, error_r);
+}
+
+int sp_load_from(const struct config *cfg, const char *idp_metadata, struct sp **sp_r,
+		 const char **setting_r, const char **error_r)
+{
 	struct sp *sp = xcalloc(1, sizeof(*sp));
 	sp->refs = 1;
 	sp->cfg = cfg;
@@ -123,7 +129,7 @@ int sp_load(const struct config *cfg, struct sp **sp_r, const char **setting_r,
 	}
 	server->signature_method = LASSO_SIGNATURE_METHOD_RSA_SHA256;
 	sp->lasso_server = server;
-	if (idp_set_load(cfg->saml.idp_metadata, cfg->saml.metadata_cert, cfg->saml.allow_sha1,
+	if (idp_set_load(idp_metadata, cfg->saml.metadata_cert, cfg->saml.allow_sha1,
 			 add_provider, server, &sp->idps, &error) < 0) {
 		*setting_r = cfg->saml.metadata_cert != NULL ? "saml.metadata_cert"
 							     : "saml.idp_metadata";

@@ -40,6 +40,10 @@ void sp_library_deinit(void);
  * *setting_r naming the setting at fault ("saml.key"…). */
 int sp_load(const struct config *cfg, struct sp **sp_r, const char **setting_r,
 	    const char **error_r);
+/* sp_load with the IdP metadata read from idp_metadata instead of cfg->saml.idp_metadata
+ * (a fetched copy is checked this way before it replaces that file). */
+int sp_load_from(const struct config *cfg, const char *idp_metadata, struct sp **sp_r,
+		 const char **setting_r, const char **error_r);
 struct sp *sp_ref(struct sp *sp);
 void sp_unref(struct sp *sp);
 

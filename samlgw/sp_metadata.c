@@ -87,6 +87,18 @@ static void contact(struct out *o, const char *type, bool security, const char *
 	raw(o, "</md:EmailAddress>\n  </md:ContactPerson>\n");
 }
 
+/* One saml:Attribute of mdattr:EntityAttributes with the values of l (none: nothing). */
+static void entity_attribute(struct out *o, const char *name, const struct strlist *l)
+{
+	if (l->n == 0)
+		return;
+	raw(o, "      <saml:Attribute Name=\"%s\" "
+	       "NameFormat=\"urn:oasis:names:tc:SAML:2.0:attrname-format:uri\">\n", name);
+	for (size_t i = 0; i < l->n; i++)
+		el(o, "        ", "saml:AttributeValue", "", l->v[i]);
+	raw(o, "      </saml:Attribute>\n");
+}
+
 static void requested(struct out *o, const struct strlist *l, bool required)
 {
 	for (size_t i = 0; i < l->n; i++) {
@@ -114,7 +126,19 @@ int sp_metadata_build(const struct config *cfg, const char *cert_pem, char **xml
 		"<md:EntityDescriptor xmlns:md=\"" NS_MD "\" xmlns:ds=\"" NS_DS "\" "
 		"xmlns:mdui=\"" NS_MDUI "\" xmlns:remd=\"" NS_REMD "\" entityID=\"");
 	esc(&o, c->saml.entity_id);
-	raw(&o, "\">\n  <md:SPSSODescriptor protocolSupportEnumeration=\"" NS_SAMLP "\" "
+	raw(&o, "\">\n");
+	/* Entity categories and assurance certifications (REFEDS R&S, Sirtfi, …): entity
+	 * attributes, in the EntityDescriptor's own Extensions (before any role). */
+	if (c->metadata.entity_categories.n + c->metadata.assurance_certifications.n > 0) {
+		raw(&o, "  <md:Extensions>\n    <mdattr:EntityAttributes xmlns:mdattr=\"" NS_MDATTR
+			"\" xmlns:saml=\"" NS_SAML "\">\n");
+		entity_attribute(&o, "http://macedir.org/entity-category",
+				 &c->metadata.entity_categories);
+		entity_attribute(&o, "urn:oasis:names:tc:SAML:attribute:assurance-certification",
+				 &c->metadata.assurance_certifications);
+		raw(&o, "    </mdattr:EntityAttributes>\n  </md:Extensions>\n");
+	}
+	raw(&o, "  <md:SPSSODescriptor protocolSupportEnumeration=\"" NS_SAMLP "\" "
 		"AuthnRequestsSigned=\"true\" WantAssertionsSigned=\"true\">\n"
 		"    <md:Extensions>\n      <mdui:UIInfo>\n");
 	el(&o, "        ", "mdui:DisplayName", " xml:lang=\"en\"", c->metadata.display_name);

@@ -1,6 +1,8 @@
 /* This SP's own metadata (GET /saml/metadata), generated from the configuration: the
  * ACS (HTTP-POST), SLO, signing and encryption KeyDescriptors, NameIDFormats, mdui:UIInfo,
- * RequestedAttributes and ContactPersons (with the REFEDS security contact). */
+ * RequestedAttributes, ContactPersons (with the REFEDS security contact) and the entity
+ * categories and assurance certifications (mdattr:EntityAttributes). samlgw
+ * --print-metadata prints the same document. */
 #ifndef SAMLGW_SP_METADATA_H
 #define SAMLGW_SP_METADATA_H
 

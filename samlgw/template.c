@@ -36,6 +36,7 @@ void templates_free(struct templates *T)
 	tmpl_messages_free(T);
 	tmpl_vars_free(T->builtins);
 	free(T->csp);
+	free(T->csp_images);
 	free(T);
 }
 
@@ -167,6 +168,9 @@ static void make_csp(struct templates *T)
 	T->csp = xasprintf("default-src 'none'; %s; %s; img-src 'self' data:; "
 			   "base-uri 'none'; frame-ancestors 'none'",
 			   style, script);
+	T->csp_images = xasprintf("default-src 'none'; %s; %s; img-src 'self' data: https:; "
+				  "base-uri 'none'; frame-ancestors 'none'",
+				  style, script);
 }
 
 enum file_kind {
@@ -423,6 +427,11 @@ const char *templates_text(const struct templates *T, const char *lang, const ch
 const char *templates_csp(const struct templates *T)
 {
 	return T->csp;
+}
+
+const char *templates_csp_images(const struct templates *T)
+{
+	return T->csp_images;
 }
 
 int templates_render(const struct templates *T, const char *page, const char *lang,

@@ -78,5 +78,7 @@ const char *templates_text(const struct templates *templates, const char *lang,
  * the inline stylesheet and script allowed by their hashes, images only from this origin
  * and data: URLs. Valid as long as templates. */
 const char *templates_csp(const struct templates *templates);
+/* The same, but images may also come from any https: site (the chooser's IdP logos). */
+const char *templates_csp_images(const struct templates *templates);
 
 #endif

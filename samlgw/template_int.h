@@ -96,6 +96,7 @@ struct templates {
 	size_t n_langs;
 	struct tmpl_vars *builtins; /* stylesheet and script */
 	char *csp;
+	char *csp_images; /* csp with img-src https: (templates_csp_images) */
 };
 
 /* Format an error into this thread's buffer, which stays valid until its next use. */

@@ -1,7 +1,10 @@
 /* samlgw's routes (INTERFACES.md): the router, /healthz, /metrics, SP metadata, login
- * (AuthnRequest), the ACS and single logout. The account page and tokens: account.c. */
+ * (AuthnRequest) and the ACS. The account page and tokens: account.c; logout and single
+ * logout (/saml/slo): logout.c. */
+#include "access.h"
 #include "acs.h"
 #include "app.h"
+#include "chooser.h"
 #include "http.h"
 #include "log.h"
 #include "pages.h"
@@ -20,6 +23,8 @@ void account_revoke(struct app *app, struct http_request *req, struct http_reply
 void account_logout(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_logout_confirm(struct app *app, struct http_request *req, struct http_reply *reply);
 void account_logged_out(struct app *app, struct http_request *req, struct http_reply *reply);
+/* /saml/slo: logout.c */
+void slo(struct app *app, struct http_request *req, struct http_reply *reply);
 
 #define TEXT "text/plain; charset=utf-8"
 
@@ -101,30 +106,6 @@ static const char *return_problem(const char *r)
 	}
 }
 
-static void idp_chooser(struct app *app, struct sp *sp, struct http_request *req,
-			struct http_reply *reply, const char *ret)
-{
-	struct tmpl_vars *vars = tmpl_vars_new();
-	tmpl_set_list(vars, "idps");
-	for (size_t i = 0; i < sp->idps->n; i++) {
-		const struct idp *idp = &sp->idps->v[i];
-		/* An IdP no [domain] takes users from would end in a refusal after its login. */
-		if (!idp_has_domain(app->cfg, idp->entity_id))
-			continue;
-		struct tmpl_vars *item = tmpl_list_add(vars, "idps");
-		char *e = http_url_encode(idp->entity_id), *r = http_url_encode(ret);
-		char *href = xasprintf("%s/login?idp=%s&return=%s", app->cfg->http.public_url, e, r);
-		tmpl_set(item, "entity_id", idp->entity_id);
-		tmpl_set(item, "name", idp->display_name != NULL ? idp->display_name : idp->entity_id);
-		tmpl_set(item, "href", href);
-		free(href);
-		free(e);
-		free(r);
-	}
-	page_render(app, req, reply, 200, "idp-chooser", vars, NULL);
-	tmpl_vars_free(vars);
-}
-
 static void login(struct app *app, struct http_request *req, struct http_reply *reply)
 {
 	struct sp *sp = app_sp(app);
@@ -169,7 +150,7 @@ static void login(struct app *app, struct http_request *req, struct http_reply *
 		free(r);
 		goto out;
 	} else {
-		idp_chooser(app, sp, req, reply, ret);
+		chooser_page(app, sp, req, reply, ret);
 		goto out;
 	}
 	char *url = NULL, *id = NULL;
@@ -194,6 +175,8 @@ static void login(struct app *app, struct http_request *req, struct http_reply *
 		log_event(LOG_LEVEL_INFO, "login_started", "idp", idp->entity_id, "request", id,
 			  NULL);
 		http_reply_redirect(reply, 302, url);
+		if (idp_id != NULL)
+			chooser_remember(app, reply, idp);
 	}
 	free(url);
 	free(id);
@@ -222,7 +205,17 @@ static void acs(struct app *app, struct http_request *req, struct http_reply *re
 	if (b64 != NULL)
 		r = acs_check(sp, b64, strlen(b64), time(NULL), &checked, &reason, &error,
 			      &issuer);
-	if (r == 0 && session_prepare(app, req, &checked.id, &session, &error) < 0) {
+	/* The domain's access rules, once the domain is chosen; a user who fails them gets
+	 * no session and leaves no trace in Redis. */
+	const char *denied_rule = NULL;
+	const struct config_domain *domain =
+		r == 0 ? config_domain_find(app->cfg, checked.id.domain) : NULL;
+	if (r == 0 && (domain == NULL || access_check(domain, &checked.attrs, &denied_rule) < 0)) {
+		r = -1;
+		reason = REFUSE_ACCESS_DENIED;
+		error = "the user does not meet an access rule (require) of the domain";
+	}
+	if (r == 0 && session_prepare(app, req, &checked.id, &checked.slo, &session, &error) < 0) {
 		r = -1;
 		reason = REFUSE_UNAVAILABLE;
 	}
@@ -245,43 +238,29 @@ static void acs(struct app *app, struct http_request *req, struct http_reply *re
 		page_new_ref(ref);
 		const char *idp = issuer != NULL ? issuer : checked.issuer;
 		metrics_count(&app->metrics.logins_refused[reason], 1);
-		log_event(LOG_LEVEL_WARN, "login_refused", "ref", ref, "reason",
-			  refusal_name(reason), "detail", error, "idp", idp, NULL);
+		if (reason == REFUSE_ACCESS_DENIED)
+			/* The rule as configured (its value names), never the user's values. */
+			log_event(LOG_LEVEL_WARN, "login_refused", "ref", ref, "reason",
+				  refusal_name(reason), "domain", checked.id.domain, "rule",
+				  denied_rule != NULL ? denied_rule : "", "detail", error, "idp",
+				  idp, "jid", checked.id.jid, NULL);
+		else
+			log_event(LOG_LEVEL_WARN, "login_refused", "ref", ref, "reason",
+				  refusal_name(reason), "detail", error, "idp", idp, NULL);
 		unsigned status = reason == REFUSE_UNAVAILABLE ? 503 : 403;
 		const char *key = refusal_name(reason);
 		free(reply->set_cookie);
 		reply->set_cookie = NULL;
 		page_error(app, req, reply, status, ref, key,
-			   reason == REFUSE_IDP_NOT_BOUND ? idp : NULL);
+			   reason == REFUSE_IDP_NOT_BOUND    ? idp
+			   : reason == REFUSE_ACCESS_DENIED ? checked.id.domain
+							    : NULL);
 	}
 	session_new_clear(&session);
 	free(issuer);
 	acs_checked_clear(&checked);
 	acs_result_clear(&result);
 	sp_unref(sp);
-}
-
-/* Single logout: IdP-initiated LogoutRequests (and answers to ours) arrive here. The
- * message is not verified yet, so it cannot end the session by itself (a link from another
- * site could carry one): a signed-in user is asked to confirm with the logout form
- * (POST /logout with its CSRF token). Without a SAML message: 400. */
-static void slo(struct app *app, struct http_request *req, struct http_reply *reply)
-{
-	bool post = strcmp(req->method, "POST") == 0;
-	const char *msg[] = {"SAMLRequest", "SAMLResponse"};
-	bool saml = false;
-	for (size_t i = 0; i < ARRAY_SIZE(msg) && !saml; i++) {
-		const char *v = post ? (http_form_bad(req) ? NULL : http_form(req, msg[i]))
-				     : http_query(req, msg[i]);
-		saml = v != NULL && *v != '\0';
-	}
-	if (!saml) {
-		char ref[13];
-		page_new_ref(ref);
-		page_error(app, req, reply, 400, ref, "bad_request", NULL);
-		return;
-	}
-	account_logout_confirm(app, req, reply);
 }
 
 void web_handle(void *ctx, struct http_request *req, struct http_reply *reply)

@@ -1,5 +1,35 @@
 /* samlgw's only script, inlined at the end of every page: shows the copy buttons
- * (button[data-copy=ID], hidden without JavaScript) and copies the value of element ID. */
+ * (button[data-copy=ID], hidden without JavaScript) and copies the value of element ID;
+ * filters the IdP chooser's list while one types in its search field
+ * (input[data-filter=LIST]: the items of LIST whose data-search holds the text stay);
+ * submits form[data-autosubmit] (a SAML logout message on its way to the IdP). */
+(function () {
+  "use strict";
+  var searches = document.querySelectorAll("input[data-filter]");
+  Array.prototype.forEach.call(searches, function (input) {
+    var list = document.getElementById(input.getAttribute("data-filter"));
+    var status = document.getElementById(input.getAttribute("data-status"));
+    if (!list) {
+      return;
+    }
+    var items = list.querySelectorAll("li[data-search]");
+    input.addEventListener("input", function () {
+      var q = input.value.trim().toLocaleLowerCase();
+      var shown = 0;
+      Array.prototype.forEach.call(items, function (li) {
+        var hit = li.getAttribute("data-search").toLocaleLowerCase().indexOf(q) !== -1;
+        li.hidden = !hit;
+        if (hit) {
+          shown++;
+        }
+      });
+      if (status) {
+        status.textContent = shown === 0 ? input.getAttribute("data-none")
+          : input.getAttribute("data-count") + " " + shown;
+      }
+    });
+  });
+})();
 (function () {
   "use strict";
   var buttons = document.querySelectorAll("button[data-copy]");
@@ -36,4 +66,12 @@
       }
     });
   });
+})();
+(function () {
+  "use strict";
+  /* A SAML message for the organisation's login service (saml-post.html): submit it. */
+  var form = document.querySelector("form[data-autosubmit]");
+  if (form) {
+    form.submit();
+  }
 })();

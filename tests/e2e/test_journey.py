@@ -184,10 +184,12 @@ def test_journey(demo, browsers):
         assert "Log out of this service?" in text and "bob@localhost" in text, text
         await browser_step(check_page, bob_b, "logout-confirm", False)
 
-        # 7. alice logs out with the header's button: the logged-out page; the account
-        #    page is gone for this browser.
+        # 7. alice logs out with the header's button: single logout through the demo IdP
+        #    (a signed LogoutRequest there, its LogoutResponse back at /saml/slo) ends on
+        #    the logged-out page; the account page is gone for this browser.
         await browser_step(alice_b.click_to, "header form.logout button",
-                           lambda u: u == demo.url + "/logout", "the logged-out page")
+                           lambda u: u == demo.url + "/logout" or
+                           u.startswith(demo.url + "/saml/slo?"), "the logged-out page")
         text = await browser_step(alice_b.text)
         assert "You have logged out" in text, text
         assert not await browser_step(alice_b.find_all, "header form.logout")
@@ -256,6 +258,14 @@ def test_idp_chooser_page(demo, browsers, tmp_path):
         text = b.text()
         assert "Second University" in text and "Demo University" in text, text
         check_page(b, "08-idp-chooser")
+        # The page's script filters the list while one types (no round trip).
+        b.fill("#idp-search", "second")
+        visible = [li.text for li in b.find_all("#idp-list li") if li.is_displayed()]
+        assert len(visible) == 1 and "Second University" in visible[0], visible
+        assert b.text("#idp-count") == "Organisations found: 1", b.console()
+        b.fill("#idp-search", "")
+        b.find("#idp-search").send_keys(" ")
+        assert len([li for li in b.find_all("#idp-list li") if li.is_displayed()]) == 2
         b.click_to("main a.idp", lambda u: u.startswith(demo.idp_url + "/"),
                    "the demo IdP's login", text="Demo University")
     finally:

@@ -865,9 +865,12 @@ class Handler(BaseHTTPRequestHandler):
             if binding == BINDING_HTTP_POST:
                 bindings = [BINDING_HTTP_POST, BINDING_HTTP_REDIRECT]
             rinfo = server.response_args(message, bindings)
+            # The configured algorithms (pysaml2 would sign a LogoutResponse with SHA-1).
             resp = server.create_logout_response(message, [rinfo["binding"]],
                                                  sign=rinfo["binding"] == BINDING_HTTP_POST
-                                                 and idp.opts.sign_response)
+                                                 and idp.opts.sign_response,
+                                                 sign_alg=SIG_ALGS[idp.opts.sign_alg],
+                                                 digest_alg=DIGEST_ALGS[idp.opts.digest_alg])
         self._send_message(rinfo["binding"], str(resp), rinfo["destination"], relay_state,
                            response=True)
 

@@ -63,9 +63,10 @@ def test_flow_signed_encrypted(stack_encrypted):
 
 
 def test_slo_asks_before_it_logs_out(stack):
-    """A SAML logout message at /saml/slo is not verified, so it cannot end the session by
-    itself (a link on another site could carry one): a signed-in user gets a page asking
-    to confirm, whose form (CSRF token) then logs out. A bare link is a 400; signed out,
+    """A SAML logout message at /saml/slo that is unreadable or unsigned cannot end the
+    session by itself (a link on another site could carry one): a signed-in user gets a
+    page asking to confirm, whose form (CSRF token) then logs out (test_slo.py: verified
+    messages). A bare link is a 400; signed out,
     the message leads on to the login."""
     gw, idp = stack
     b, page = login(gw, idp)
@@ -103,14 +104,18 @@ def test_logout_ends_on_a_logged_out_page(stack):
     logout = [f for f in page.forms if f.action == gw.url + "/logout"]
     assert len(logout) == 1 and logout[0].get("csrf")
     ended = b.submit(logout[0], follow=False)
-    assert ended.status == 303 and ended.location == gw.url + "/logout", ended.headers
-    done = b.get(ended.location, follow=False)
+    # The test IdP takes single logout: the browser goes there with a LogoutRequest and
+    # comes back to /saml/slo, which shows the logged-out page (details: test_slo.py).
+    assert ended.status == 303 and ended.location.startswith(idp.url + "/slo/redirect?"), \
+        ended.headers
+    done = b.get(ended.location)
     assert done.status == 200, (done.status, done.text[:300])
     assert "You have logged out" in done.text
     assert "alice@example.org" not in done.text
     assert not [f for f in done.forms if f.action.endswith("/logout")]
     assert [a for a in done.links if a == gw.url + "/login"], done.links
     assert b.get(gw.url + "/", follow=False).status in (302, 303)
+    assert "You have logged out" in b.get(gw.url + "/logout", follow=False).text
     # A forged logout (no CSRF token) ends nothing.
     b2, page2 = login(gw, idp, user="bob")
     forged = b2.post(gw.url + "/logout", {}, follow=False)

@@ -832,16 +832,33 @@ static struct tmpl_vars *vars_error(bool full)
 	return v;
 }
 
-static struct tmpl_vars *vars_chooser(bool unused)
+static struct tmpl_vars *vars_chooser(bool full)
 {
 	struct tmpl_vars *v = tmpl_vars_new();
 	set_layout(v, false);
+	L(v, "idps");
 	for (int i = 0; i < 3; i++) {
 		struct tmpl_vars *idp = A(v, "idps");
 		S(idp, "entity_id", "https://idp.example.org/idp/shibboleth");
 		S(idp, "name", i == 0 ? hostile : "Universität Beispiel");
 		S(idp, "href", "https://chat.example.org/login?idp=https%3A%2F%2Fidp&return=%2F");
+		S(idp, "search", i == 0 ? hostile : "universität beispiel");
+		B(idp, "has_logo", full && i > 0);
+		S(idp, "logo_url", i == 1 ? "https://idp.example.org/logo.png" : hostile);
+		S(idp, "logo_width", "64");
+		S(idp, "logo_height", "32");
 	}
+	B(v, "has_last", full);
+	S(v, "last_name", "Universität Beispiel");
+	S(v, "last_href", "https://chat.example.org/login?idp=https%3A%2F%2Fidp&return=%2F");
+	S(v, "query", full ? hostile : "");
+	B(v, "has_query", full);
+	B(v, "no_match", !full);
+	S(v, "match_count", "3");
+	B(v, "has_more", full);
+	S(v, "more_count", "7");
+	S(v, "search_url", "https://chat.example.org/login");
+	S(v, "return", "/kept?path");
 	return v;
 }
 
@@ -855,11 +872,25 @@ static struct tmpl_vars *vars_logout(bool slo)
 	return v;
 }
 
-static struct tmpl_vars *vars_logged_out(bool unused)
+static struct tmpl_vars *vars_logged_out(bool idp_failed)
 {
 	struct tmpl_vars *v = tmpl_vars_new();
 	set_layout(v, false);
 	S(v, "login_url", "https://chat.example.org/login");
+	B(v, "idp_confirmed", false);
+	B(v, "idp_failed", idp_failed);
+	return v;
+}
+
+static struct tmpl_vars *vars_saml_post(bool relay_state)
+{
+	struct tmpl_vars *v = tmpl_vars_new();
+	set_layout(v, false);
+	S(v, "action", "https://idp.example.org/idp/profile/SAML2/POST/SLO");
+	S(v, "field", "SAMLRequest");
+	S(v, "value", "PHNhbWxwOkxvZ291dFJlcXVlc3Q+");
+	B(v, "has_relay_state", relay_state);
+	S(v, "relay_state", "rs<'q'>");
 	return v;
 }
 
@@ -874,6 +905,7 @@ static const struct {
 	{"idp-chooser", vars_chooser, "Universität Beispiel"},
 	{"logout", vars_logout, "alice@example.org"},
 	{"logged-out", vars_logged_out, "https://chat.example.org/login"},
+	{"saml-post", vars_saml_post, "https://idp.example.org/idp/profile/SAML2/POST/SLO"},
 };
 
 static struct templates *load_real(void)
@@ -907,9 +939,16 @@ static void test_real_pages(void **state)
 				/* hostile values only ever appear escaped */
 				assert_null(strstr(html, "<script>alert"));
 				assert_null(strstr(html, "'q'"));
-				/* the stylesheet and script are inlined; nothing is loaded from elsewhere */
+				/* the stylesheet and script are inlined; nothing is loaded from elsewhere
+				 * but the chooser's IdP logos */
 				assert_non_null(strstr(html, "<style>/* samlgw's pages"));
-				assert_null(strstr(html, " src="));
+				for (const char *src = strstr(html, " src="); src != NULL;
+				     src = strstr(src + 1, " src=")) {
+					static const char logo[] = "<img class=\"idp-logo\"";
+					assert_string_equal(pages[p].page, "idp-chooser");
+					assert_true((size_t)(src - html) >= sizeof(logo) - 1);
+					assert_memory_equal(src - (sizeof(logo) - 1), logo, sizeof(logo) - 1);
+				}
 				assert_null(strstr(html, "<link"));
 				/* the site name in the page's language */
 				assert_non_null(strstr(html, templates_text(T, langs[l], "site_name")));
@@ -937,10 +976,17 @@ static void test_real_pages_need_their_variables(void **state)
 		 "expires", "qr_svg", "xmpp_host", "xmpp_port", "account_url", NULL},
 		{"error", "title", "logged_in", "status", "message", "detail", "reference",
 		 "home_url", NULL},
-		{"idp-chooser", "title", "logged_in", "idps", "entity_id", "name", "href", NULL},
+		{"idp-chooser", "title", "logged_in", "idps", "entity_id", "name", "href", "search",
+		 "has_logo", "logo_url", "logo_width", "logo_height", "has_last", "last_name",
+		 "last_href", NULL},
+		{"idp-chooser", "query", "no_match", "match_count", "has_more", "more_count",
+		 "search_url", "return", NULL},
 		{"logout", "title", "logged_in", "csrf", "logout_url", "jid", "account_url", "slo",
 		 NULL},
-		{"logged-out", "title", "logged_in", "login_url", NULL},
+		{"logged-out", "title", "logged_in", "login_url", "idp_confirmed", "idp_failed",
+		 NULL},
+		{"saml-post", "title", "logged_in", "action", "field", "value", "has_relay_state",
+		 "relay_state", NULL},
 	};
 	for (size_t i = 0; i < sizeof(needed) / sizeof(needed[0]); i++) {
 		size_t p = 0;

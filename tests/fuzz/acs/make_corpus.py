@@ -60,10 +60,6 @@ templates = ../../../templates
 [domain example.org]
 idp = {idp}
 scope = example.org
-
-[domain uid.example.net]
-idp = {idp}
-localpart = uid
 """
 
 
