@@ -15,7 +15,6 @@
 
 #define STATUS_SUCCESS "urn:oasis:names:tc:SAML:2.0:status:Success"
 #define CM_BEARER "urn:oasis:names:tc:SAML:2.0:cm:bearer"
-#define NAMEID_ENTITY "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 
 /* Formatted error messages of this file (its own buffer: a message may quote another
  * file's). */
@@ -33,20 +32,6 @@ struct check {
 		return -1;                                                                 \
 	} while (0)
 
-/* The text of an Issuer element (Format must be absent or entity). */
-static char *issuer_of(const xmlNode *parent)
-{
-	xmlNode *iss = xml_child(parent, NS_SAML, "Issuer");
-	if (iss == NULL)
-		return NULL;
-	const char *fmt = xml_attr(iss, "Format");
-	if (fmt != NULL && strcmp(fmt, NAMEID_ENTITY) != 0)
-		return NULL;
-	char *v = xml_text(iss, 1024);
-	if (v != NULL)
-		str_trim(v);
-	return v;
-}
 
 static int check_status(struct check *c, const xmlNode *resp)
 {
@@ -229,7 +214,7 @@ static int check_message(struct check *c, struct sp *sp, struct parsed *p, const
 	if (xml_register_ids(p->doc, resp, &error) < 0)
 		REFUSE(REFUSE_XML, "%s", error);
 
-	p->issuer = issuer_of(resp);
+	p->issuer = xml_saml_issuer(resp);
 	if (p->issuer == NULL)
 		REFUSE(REFUSE_UNKNOWN_IDP, "the Response has no entity Issuer");
 	p->idp = idp_set_find(sp->idps, p->issuer);
@@ -288,7 +273,7 @@ static int check_message(struct check *c, struct sp *sp, struct parsed *p, const
 	if (aver == NULL || strcmp(aver, "2.0") != 0 || aid == NULL || strlen(aid) > 256)
 		REFUSE(REFUSE_NOT_RESPONSE, "the assertion lacks Version 2.0 or a usable ID");
 	p->assertion_id = xstrdup(aid);
-	char *aiss = issuer_of(a);
+	char *aiss = xml_saml_issuer(a);
 	bool same = aiss != NULL && strcmp(aiss, p->issuer) == 0;
 	free(aiss);
 	if (!same)

@@ -199,12 +199,13 @@ enum kv_result kv_ping(struct kv *kv, const char **error_r)
 	return res;
 }
 
-enum kv_result kv_request_put(struct kv *kv, const char *id, const char *value, long long ttl,
-			      const char **error_r)
+/* Store value under PREFIX KIND:ID for ttl seconds, unless that key exists (KV_MISS). */
+static enum kv_result put_new(struct kv *kv, const char *kind, const char *id, const char *value,
+			      long long ttl, const char **error_r)
 {
 	redisReply *r;
-	enum kv_result res = command(kv, &r, error_r, "SET %srequest:%s %s EX %lld NX", kv->prefix,
-				     id, value, ttl);
+	enum kv_result res = command(kv, &r, error_r, "SET %s%s:%s %s EX %lld NX", kv->prefix,
+				     kind, id, value, ttl);
 	if (res != KV_OK)
 		return res;
 	res = r->type == REDIS_REPLY_STATUS ? KV_OK : KV_MISS;
@@ -212,6 +213,12 @@ enum kv_result kv_request_put(struct kv *kv, const char *id, const char *value, 
 	if (res == KV_MISS)
 		*error_r = "the request ID is already in use";
 	return res;
+}
+
+enum kv_result kv_request_put(struct kv *kv, const char *id, const char *value, long long ttl,
+			      const char **error_r)
+{
+	return put_new(kv, "request", id, value, ttl, error_r);
 }
 
 static void sha256_hex(const char *a, const char *b, char out[65])
@@ -597,16 +604,7 @@ enum kv_result kv_slo_sessions(struct kv *kv, const char *idp, const char *namei
 enum kv_result kv_logout_put(struct kv *kv, const char *id, const char *value, long long ttl,
 			     const char **error_r)
 {
-	redisReply *r;
-	enum kv_result res = command(kv, &r, error_r, "SET %slogout:%s %s EX %lld NX", kv->prefix,
-				     id, value, ttl);
-	if (res != KV_OK)
-		return res;
-	res = r->type == REDIS_REPLY_STATUS ? KV_OK : KV_MISS;
-	freeReplyObject(r);
-	if (res == KV_MISS)
-		*error_r = "the request ID is already in use";
-	return res;
+	return put_new(kv, "logout", id, value, ttl, error_r);
 }
 
 /* The value a LogoutRequest's key holds once its answer came. */

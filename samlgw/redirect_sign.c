@@ -55,8 +55,7 @@ void redirect_signer_free(struct redirect_signer *signer)
 	free(signer);
 }
 
-/* Percent-encode everything but RFC 3986 unreserved characters. */
-static char *url_encode(const unsigned char *in, size_t len)
+char *redirect_url_encode(const unsigned char *in, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	char *out = xcalloc(1, len * 3 + 1), *o = out;
@@ -88,7 +87,8 @@ char *redirect_sign_url(const struct redirect_signer *signer, const char *url,
 			   "already";
 		return NULL;
 	}
-	char *alg = url_encode((const unsigned char *)signer->sigalg, strlen(signer->sigalg));
+	char *alg = redirect_url_encode((const unsigned char *)signer->sigalg,
+					strlen(signer->sigalg));
 	/* What is signed: our parameters as they appear in the query, with SigAlg last. */
 	char *signed_part = xasprintf("%s&SigAlg=%s", start, alg);
 	free(alg);
@@ -104,7 +104,7 @@ char *redirect_sign_url(const struct redirect_signer *signer, const char *url,
 	}
 	char b64[(SIGNATURE_MAX + 2) / 3 * 4 + 1];
 	int b64_len = EVP_EncodeBlock((unsigned char *)b64, sig, (int)sig_len);
-	char *enc = url_encode((const unsigned char *)b64, (size_t)b64_len);
+	char *enc = redirect_url_encode((const unsigned char *)b64, (size_t)b64_len);
 	out = xasprintf("%.*s%s&Signature=%s", (int)(start - url), url, signed_part, enc);
 	free(enc);
 out:

@@ -21,6 +21,10 @@ void redirect_signer_free(struct redirect_signer *signer);
  * SAMLResponse=…) with no
  * SigAlg or Signature yet. Returns a new URL with SigAlg and Signature appended (free
  * with free()), or NULL with *error_r. Safe to call from several threads at once. */
+/* in[0..len) with everything but RFC 3986 unreserved characters percent-encoded (new
+ * string). */
+char *redirect_url_encode(const unsigned char *in, size_t len);
+
 char *redirect_sign_url(const struct redirect_signer *signer, const char *url,
 			const char **error_r);
 

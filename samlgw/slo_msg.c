@@ -15,7 +15,6 @@
 #include <openssl/evp.h>
 #include <zlib.h>
 
-#define NAMEID_ENTITY "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 #define SIGNATURE_MAX 1024 /* bytes: RSA-8192 */
 
 DEFINE_ERROR_FORMATTER(fmt_error, error_buf, 600)
@@ -287,19 +286,6 @@ out:
 	return ret;
 }
 
-static char *issuer_of(const xmlNode *parent)
-{
-	xmlNode *iss = xml_child(parent, NS_SAML, "Issuer");
-	if (iss == NULL)
-		return NULL;
-	const char *fmt = xml_attr(iss, "Format");
-	if (fmt != NULL && strcmp(fmt, NAMEID_ENTITY) != 0)
-		return NULL;
-	char *v = xml_text(iss, 1024);
-	if (v != NULL)
-		str_trim(v);
-	return v;
-}
 
 static bool id_ok(const char *v)
 {
@@ -333,7 +319,7 @@ static int read_doc(struct sp *sp, const char *slo_url, xmlDoc *doc, bool is_req
 	if (ver == NULL || strcmp(ver, "2.0") != 0 || !id_ok(id))
 		REFUSE(SLO_NOT_LOGOUT, "the %s lacks Version 2.0 or a usable ID", want);
 	m->id = xstrdup(id);
-	m->issuer = issuer_of(root);
+	m->issuer = xml_saml_issuer(root);
 	if (m->issuer == NULL)
 		REFUSE(SLO_UNKNOWN_IDP, "the %s has no entity Issuer", want);
 	m->idp = idp_set_find(sp->idps, m->issuer);

@@ -65,25 +65,6 @@ void slo_out_clear(struct slo_out *out)
 	memset(out, 0, sizeof(*out));
 }
 
-static char *url_encode(const unsigned char *in, size_t len)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	char *out = xcalloc(1, len * 3 + 1), *o = out;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = in[i];
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_' || c == '~') {
-			*o++ = (char)c;
-		} else {
-			*o++ = '%';
-			*o++ = hex[c >> 4];
-			*o++ = hex[c & 15];
-		}
-	}
-	*o = '\0';
-	return out;
-}
-
 static char *b64_encode(const unsigned char *in, size_t len)
 {
 	char *out = xcalloc(1, (len + 2) / 3 * 4 + 1);
@@ -184,10 +165,10 @@ static int encode_redirect(struct sp *sp, const struct msg *m, const char *dest,
 	}
 	char *b64 = b64_encode(z, cap - s.avail_out);
 	free(z);
-	char *enc = url_encode((const unsigned char *)b64, strlen(b64));
+	char *enc = redirect_url_encode((const unsigned char *)b64, strlen(b64));
 	free(b64);
 	char *rs = relay_state != NULL
-			   ? url_encode((const unsigned char *)relay_state, strlen(relay_state))
+			   ? redirect_url_encode((const unsigned char *)relay_state, strlen(relay_state))
 			   : NULL;
 	char *url = xasprintf("%s%c%s=%s%s%s", dest, strchr(dest, '?') != NULL ? '&' : '?', field,
 			      enc, rs != NULL ? "&RelayState=" : "", rs != NULL ? rs : "");

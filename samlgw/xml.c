@@ -316,3 +316,17 @@ void xml_escape_append(char **buf, size_t *len, const char *text)
 	*o = '\0';
 	*len += add;
 }
+
+char *xml_saml_issuer(const xmlNode *parent)
+{
+	xmlNode *iss = xml_child(parent, NS_SAML, "Issuer");
+	if (iss == NULL)
+		return NULL;
+	const char *fmt = xml_attr(iss, "Format");
+	if (fmt != NULL && strcmp(fmt, "urn:oasis:names:tc:SAML:2.0:nameid-format:entity") != 0)
+		return NULL;
+	char *v = xml_text(iss, 1024);
+	if (v != NULL)
+		str_trim(v);
+	return v;
+}

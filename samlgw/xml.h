@@ -51,6 +51,10 @@ const char *xml_attr_ns(const xmlNode *node, const char *ns, const char *name);
  * with free()), or NULL when the element holds anything but text or is longer than max. */
 char *xml_text(const xmlNode *node, size_t max);
 
+/* The text of parent's saml:Issuer (trimmed, at most 1024 bytes), or NULL when there is
+ * none or its Format is neither absent nor the entity format. */
+char *xml_saml_issuer(const xmlNode *parent);
+
 /* Register every un-namespaced attribute "ID" under node (node and its following
  * siblings) as an XML ID, so that a same-document reference "#X" finds exactly one
  * element. Also caps what canonicalisation costs grow with: no element under node lies

@@ -195,6 +195,20 @@ def _port_taken(error):
     return "in use" in str(error)
 
 
+def started(gw, attempt, attempts=3):
+    """Start gw (in a loop over attempt in range(attempts) that makes a new Gateway, on a
+    new free port, each time round): True when it runs; False when its port was taken
+    meanwhile and another attempt is left. Any other failure is raised."""
+    try:
+        gw.start()
+        return True
+    except RuntimeError as e:
+        gw.stop()
+        if not _port_taken(e) or attempt == attempts - 1:
+            raise
+        return False
+
+
 def _stack(tmp_path_factory, redis, idp_args=(), extra_saml="", attempts=3):
     """Start the IdP (reading our metadata from samlgw's URL) and samlgw; yields (gw, idp).
     Both are started again on new ports when a port was taken before they bound it."""

@@ -21,7 +21,7 @@ import pytest
 from lxml import etree
 
 import samltest
-from conftest import (REPO, SAMLGW_BIN, SP_ENTITY, Gateway, _port_taken, accepted,
+from conftest import (started, REPO, SAMLGW_BIN, SP_ENTITY, Gateway, accepted,
                       factory_idp_metadata, refused_with, start_request)
 
 TEMPLATE = REPO / "tests" / "fuzz" / "acs" / "idp-metadata.xml"
@@ -55,13 +55,8 @@ def acc(tmp_path_factory, redis):
             d, entity, "".join("require = %s\n" % r for r in rules))
             for d, rules in RULES.items())
         gw.write_config(federation, domains=domains)
-        try:
-            gw.start()
+        if started(gw, attempt):
             break
-        except RuntimeError as e:
-            gw.stop()
-            if not _port_taken(e) or attempt == 2:
-                raise
     idp = samltest.ResponseFactory(key, cert, entity, SP_ENTITY, gw.acs,
                                    sp_enc_cert=gw.sp_cert, scope="aff.example")
     try:

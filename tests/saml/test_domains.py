@@ -26,7 +26,7 @@ import pytest
 from lxml import etree
 
 import samltest
-from conftest import (REPO, SAMLGW_BIN, SP_ENTITY, Gateway, _port_taken, accepted,
+from conftest import (started, REPO, SAMLGW_BIN, SP_ENTITY, Gateway, accepted,
                       factory_idp_metadata, post, refused_with)
 
 TEMPLATE = REPO / "tests" / "fuzz" / "acs" / "idp-metadata.xml"
@@ -101,13 +101,8 @@ def doms(tmp_path_factory, redis):
         federation = base / "federation.xml"
         federation.write_bytes(etree.tostring(agg, xml_declaration=True, encoding="UTF-8"))
         gw.write_config(federation, domains=DOMAINS.format(**entities))
-        try:
-            gw.start()
+        if started(gw, attempt):
             break
-        except RuntimeError as e:
-            gw.stop()
-            if not _port_taken(e) or attempt == 2:
-                raise
     try:
         yield SimpleNamespace(gw=gw, federation=federation, entities=entities, **factories)
     finally:

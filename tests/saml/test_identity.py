@@ -20,7 +20,7 @@ import pytest
 from lxml import etree
 
 import samltest
-from conftest import (REPO, SP_ENTITY, Gateway, _port_taken, accepted, factory_idp_metadata,
+from conftest import (started, REPO, SP_ENTITY, Gateway, accepted, factory_idp_metadata,
                       post, refused_with, start_request)
 
 TEMPLATE = REPO / "tests" / "fuzz" / "acs" / "idp-metadata.xml"
@@ -66,13 +66,8 @@ def ident(tmp_path_factory, redis):
         federation.write_bytes(etree.tostring(agg, xml_declaration=True, encoding="UTF-8"))
         gw.write_config(federation, domains="\n".join(domains),
                         extra_saml="clock_skew = %d\n" % SKEW)
-        try:
-            gw.start()
+        if started(gw, attempt):
             break
-        except RuntimeError as e:
-            gw.stop()
-            if not _port_taken(e) or attempt == 2:
-                raise
     try:
         yield SimpleNamespace(gw=gw, redis=redis, **factories)
     finally:

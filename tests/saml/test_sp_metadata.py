@@ -8,7 +8,7 @@ import pytest
 from lxml import etree
 
 import samltest
-from conftest import (REPO, SAMLGW_BIN, SP_ENTITY, Gateway, _port_taken,
+from conftest import (started, REPO, SAMLGW_BIN, SP_ENTITY, Gateway,
                       factory_idp_metadata)
 
 TEMPLATE = REPO / "tests" / "fuzz" / "acs" / "idp-metadata.xml"
@@ -43,13 +43,8 @@ def mdgw(tmp_path_factory, redis):
                                                            ["example.org"])))
         gw.write_config(md)
         gw.config.write_text(with_metadata(gw.config.read_text(), CATEGORIES))
-        try:
-            gw.start()
+        if started(gw, attempt):
             break
-        except RuntimeError as e:
-            gw.stop()
-            if not _port_taken(e) or attempt == 2:
-                raise
     try:
         yield gw
     finally:
