@@ -192,6 +192,8 @@ def test_journey(demo, browsers):
                            u.startswith(demo.url + "/saml/slo?"), "the logged-out page")
         text = await browser_step(alice_b.text)
         assert "You have logged out" in text, text
+        # single logout went through the test IdP and back
+        assert "login service confirmed that you are logged out there too" in text, text
         assert not await browser_step(alice_b.find_all, "header form.logout")
         await browser_step(check_page, alice_b, "06-logged-out")
         # The browser's cookie no longer opens the account page (it redirects to /login;
