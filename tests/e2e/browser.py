@@ -14,7 +14,6 @@ from selenium import webdriver
 from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,12 +106,18 @@ class Browser:
         element matching css that shows it) and waits for that page: the old document gone
         (also when the new one has the same URL, as after a POST that redirects back) and
         pred(new URL) true."""
-        old = self.find("html")
         hits = [e for e in self.find_all(css) if text is None or text in e.text]
         assert hits, "%s: nothing to click (%s, %r) on %s" % (what, css, text, self.url)
+        # A mark on the old document's window: gone once another document is loaded.
+        # (An element reference of the old document is no good test: chromedriver may
+        # answer "no such element" for it, which a wait takes as "not yet".)
+        self.driver.execute_script("window.samlgwOldPage = true;")
         hits[0].click()
         try:
-            WebDriverWait(self.driver, timeout).until(staleness_of(old))
+            WebDriverWait(self.driver, timeout, poll_frequency=0.1,
+                          ignored_exceptions=(WebDriverException,)).until(
+                lambda d: d.execute_script("return window.samlgwOldPage !== true && "
+                                           "document.readyState === 'complete';"))
         except Exception:
             raise AssertionError("%s: the page did not change in %d s after clicking %s "
                                  "(at %s)\n%s" % (what, timeout, css, self.url, self.console()))
