@@ -298,3 +298,15 @@ def _check_binary():
     if not os.access(TOKEN_BIN, os.X_OK):
         pytest.exit("samlgw-token not found at %s (set SAMLGW_TOKEN_BIN or build it)"
                     % TOKEN_BIN, returncode=1)
+
+
+def pytest_collection_modifyitems(config, items):
+    """SAMLGW_TEST_SHARD=I/N keeps every N-th test from the I-th (0-based): meson runs a
+    long module as N tests at once (tests/integration/meson.build)."""
+    shard = os.environ.get("SAMLGW_TEST_SHARD")
+    if not shard:
+        return
+    i, n = (int(x) for x in shard.split("/"))
+    keep = [t for k, t in enumerate(items) if k % n == i]
+    config.hook.pytest_deselected(items=[t for k, t in enumerate(items) if k % n != i])
+    items[:] = keep
