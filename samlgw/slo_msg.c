@@ -433,7 +433,10 @@ int slo_msg_read(struct sp *sp, const char *slo_url, const char *value, bool is_
 			REFUSE(SLO_BAD_REQUEST, "%s is not raw DEFLATE of at most %d bytes", name,
 			       SLO_MSG_MAX);
 	} else {
-		xml = xstrndup((const char *)bin, bin_len);
+		/* All bin_len bytes, NULs included (the parser refuses those); a string copy
+		 * would stop at the first NUL and leave xml_len past the end. */
+		xml = xcalloc(1, bin_len + 1);
+		memcpy(xml, bin, bin_len);
 		xml_len = bin_len;
 	}
 	doc = xml_parse_safe(xml, xml_len, &error);
