@@ -42,11 +42,14 @@ void redis_url_free(struct redis_url *url)
 	free(url);
 }
 
-/* Split "[user]:password@" off *p when present. */
+/* Split "[user]:password@" off *p when present. The userinfo ends before the first '/'
+ * (where a unix:// path or a redis:// database starts), as redis_url_redact assumes: a
+ * '/' in a password must be percent-encoded. */
 static int parse_userinfo(const char **p, const char *end, struct redis_url *url,
 			  const char **error_r)
 {
-	const char *at = memchr(*p, '@', (size_t)(end - *p));
+	const char *slash = memchr(*p, '/', (size_t)(end - *p));
+	const char *at = memchr(*p, '@', (size_t)((slash != NULL ? slash : end) - *p));
 	if (at == NULL)
 		return 0;
 	const char *colon = memchr(*p, ':', (size_t)(at - *p));

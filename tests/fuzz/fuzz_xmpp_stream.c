@@ -4,9 +4,13 @@
  * SASL succeeded for alice@example.org, bit 2 adds a second bound, available user
  * (bob@example.org/r) for routing to reach, bit 3 frees the parser after every chunk
  * that leaves it idle (as the server's tick does for an idle stream), so that the next
- * chunk runs on a rebuilt one. Byte 1 sets the chunk size the rest is fed in. The server
- * runs without Redis (no storage), so every path that needs the store takes its
- * "unavailable" branch. */
+ * chunk runs on a rebuilt one. Without bits 4 and 5 the server has no storage at all
+ * and every path that needs it takes its "no store" branch. Bit 4 gives the server a
+ * Redis client whose socket does not exist, so every storage call is made and fails
+ * asynchronously (binding then fails too, as the roster cannot load). Bit 5 does the
+ * same once alice's session is bound (bound without storage): roster sets and removals,
+ * subscription steps and offline storage are then parsed and sent, and their failure is
+ * answered. Byte 1 sets the chunk size the rest is fed in. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +27,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static const char config_text[] = "[domain example.org]\n[domain example.net]\n";
+static const char config_text[] = "[redis]\nurl = unix:///nonexistent/samlgw-fuzz.sock\n"
+				  "[domain example.org]\n[domain example.net]\n";
 static const char bob_script[] =
 	"<?xml version='1.0'?><stream:stream xmlns='jabber:client' "
 	"xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>"
@@ -33,6 +38,7 @@ static const char bob_script[] =
 static struct event_base *base;
 static struct server *srv;
 static struct config *cfg;
+static struct xredis *dead_redis; /* a client of a Redis that is not there (bit 4) */
 
 static void setup(void)
 {
@@ -45,6 +51,10 @@ static void setup(void)
 		abort();
 	base = event_base_new();
 	srv = server_new(base, cfg);
+	const char *error;
+	dead_redis = xredis_new(srv, &error);
+	if (dead_redis == NULL)
+		abort();
 }
 
 struct pair {
@@ -55,6 +65,10 @@ static struct conn *test_conn(struct pair *p, bool tls, const char *user)
 {
 	if (bufferevent_pair_new(base, 0, p->bev) < 0)
 		abort();
+	/* The client end reads, so what the server writes moves over and is drained
+	 * (a pair's output cannot be drained directly): the output never backs up and
+	 * reading never pauses for it. */
+	bufferevent_enable(p->bev[1], EV_READ);
 	struct conn *c = conn_new_bev(srv, p->bev[0], tls);
 	if (user != NULL) {
 		c->authed = true;
@@ -82,11 +96,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t chunk = 1 + (size_t)data[1] * 17;
 	data += 2;
 	size -= 2;
+	srv->redis = (mode & 16) ? dead_redis : NULL;
+	bool dead_after_bind = (mode & 48) == 32;
 
 	struct pair bob_pair = {{NULL, NULL}}, pair;
 	if (mode & 4) {
 		struct conn *bob = test_conn(&bob_pair, true, "bob@example.org");
 		conn_input(bob, bob_script, strlen(bob_script));
+		if (mode & 16)
+			event_base_loop(base, EVLOOP_NONBLOCK);
 		drain(&bob_pair);
 	}
 	struct conn *c = test_conn(&pair, (mode & 1) != 0, (mode & 2) ? "alice@example.org" : NULL);
@@ -96,6 +114,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		conn_input(c, (const char *)data + off, n);
 		if ((mode & 8) && !c->closed && xmlstream_idle(c->xs))
 			xmlstream_release(c->xs);
+		if (dead_after_bind && srv->redis == NULL && c->session != NULL)
+			srv->redis = dead_redis;
+		if (srv->redis != NULL)
+			event_base_loop(base, EVLOOP_NONBLOCK);
 		if (mode & 4)
 			drain(&bob_pair);
 		drain(&pair);
@@ -103,7 +125,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	conn_unref(c);
 	while (srv->conns != NULL)
 		conn_close_now(srv->conns);
-	event_base_loop(base, EVLOOP_NONBLOCK);
+	/* Answers of failed storage calls may start others (bit 4). */
+	for (int i = 0; i < 3; i++)
+		event_base_loop(base, EVLOOP_NONBLOCK);
 	drain(&pair);
 	bufferevent_free(pair.bev[0]);
 	bufferevent_free(pair.bev[1]);
