@@ -532,16 +532,11 @@ static const char end_script[] =
 	"end\n"
 	"return t\n";
 
-enum kv_result kv_session_end(struct kv *kv, const char *hash, struct kv_session *s_r,
-			      const char **error_r)
+/* The session in r (a reply of command() that returned res: HGETALL's fields), which it
+ * frees. */
+static enum kv_result session_result(enum kv_result res, redisReply *r, struct kv_session *s_r,
+				     const char **error_r)
 {
-	if (!hash_valid(hash)) {
-		*error_r = "not a session hash";
-		return KV_MISS;
-	}
-	redisReply *r;
-	enum kv_result res = command(kv, &r, error_r, "EVAL %s 1 %ssession:%s %s %s", end_script,
-				     kv->prefix, hash, kv->prefix, hash);
 	if (res != KV_OK)
 		return res;
 	struct kv_session s;
@@ -555,6 +550,19 @@ enum kv_result kv_session_end(struct kv *kv, const char *hash, struct kv_session
 	return KV_OK;
 }
 
+enum kv_result kv_session_end(struct kv *kv, const char *hash, struct kv_session *s_r,
+			      const char **error_r)
+{
+	if (!hash_valid(hash)) {
+		*error_r = "not a session hash";
+		return KV_MISS;
+	}
+	redisReply *r;
+	enum kv_result res = command(kv, &r, error_r, "EVAL %s 1 %ssession:%s %s %s", end_script,
+				     kv->prefix, hash, kv->prefix, hash);
+	return session_result(res, r, s_r, error_r);
+}
+
 enum kv_result kv_session_peek(struct kv *kv, const char *hash, struct kv_session *s_r,
 			       const char **error_r)
 {
@@ -564,17 +572,7 @@ enum kv_result kv_session_peek(struct kv *kv, const char *hash, struct kv_sessio
 	}
 	redisReply *r;
 	enum kv_result res = command(kv, &r, error_r, "HGETALL %ssession:%s", kv->prefix, hash);
-	if (res != KV_OK)
-		return res;
-	struct kv_session s;
-	bool ok = session_from_reply(r, &s);
-	freeReplyObject(r);
-	if (!ok) {
-		*error_r = "no such session";
-		return KV_MISS;
-	}
-	*s_r = s;
-	return KV_OK;
+	return session_result(res, r, s_r, error_r);
 }
 
 enum kv_result kv_slo_sessions(struct kv *kv, const char *idp, const char *nameid,

@@ -9,43 +9,17 @@
 #include <string.h>
 
 #include "acs.h"
-#include "config.h"
-#include "sp.h"
-
-#ifndef FUZZ_ACS_DATA
-#error "FUZZ_ACS_DATA (the folder with samlgw.conf) must be defined"
-#endif
-
-#define FUZZ_NOW ((time_t)1893456060) /* 2030-01-01T00:01:00Z */
+#include "fuzz_sp.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static struct config *cfg;
 static struct sp *sp;
 static bool verbose;
 
-static void teardown(void)
-{
-	sp_unref(sp);
-	config_free(cfg);
-	sp_library_deinit();
-}
-
 static void setup(void)
 {
-	const char *error, *setting;
-	struct config_problems pr = {0};
-	if (config_load(FUZZ_ACS_DATA "/samlgw.conf", PROG_SAMLGW, &cfg, &pr) < 0) {
-		for (size_t i = 0; i < pr.n; i++)
-			fprintf(stderr, "%s\n", pr.v[i]);
-		abort();
-	}
-	if (sp_library_init(&error) < 0 || sp_load(cfg, &sp, &setting, &error) < 0) {
-		fprintf(stderr, "fuzz_acs: cannot set up the SP: %s\n", error);
-		abort();
-	}
+	sp = fuzz_sp();
 	verbose = getenv("FUZZ_ACS_VERBOSE") != NULL;
-	atexit(teardown);
 }
 
 static void run(bool b64, const uint8_t *data, size_t size)
