@@ -337,7 +337,8 @@ const struct setting config_settings[] = {
 
 	{"redis", "url", SETTING_STRING, TOP(redis.url), "redis://127.0.0.1:6379", 0, 0,
 	 v_redis_url, 0, P_STORE, "unix:///PATH[?db=N] or redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]",
-	 "Where the token store lives. A unix socket is preferred; rediss:// is not supported."},
+	 "Where the token store lives. A unix socket is preferred; rediss:// is not supported. "
+	 "In the credentials, percent-encode '/' and '@' (%2F, %40), and ':' in the user name."},
 	{"redis", "prefix", SETTING_STRING, TOP(redis.prefix), "samlgw:", 0, 0, v_prefix, 0,
 	 P_STORE, "1 to 64 printable characters",
 	 "Every key samlgw writes starts with this (see docs/redis.md)."},
