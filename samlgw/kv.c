@@ -443,13 +443,11 @@ static bool session_from_reply(const redisReply *r, struct kv_session *s_r)
 	return true;
 }
 
-enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
-			      struct kv_session *s_r, const char **error_r)
+/* The session in r (a reply of command() that returned res: HGETALL's fields), which it
+ * frees. */
+static enum kv_result session_result(enum kv_result res, redisReply *r, struct kv_session *s_r,
+				     const char **error_r)
 {
-	char h[65];
-	session_key(sid, h);
-	redisReply *r;
-	enum kv_result res = command(kv, &r, error_r, "HGETALL %ssession:%s", kv->prefix, h);
 	if (res != KV_OK)
 		return res;
 	struct kv_session s;
@@ -459,6 +457,21 @@ enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
 		*error_r = "no such session";
 		return KV_MISS;
 	}
+	*s_r = s;
+	return KV_OK;
+}
+
+enum kv_result kv_session_get(struct kv *kv, const char *sid, long long ttl,
+			      struct kv_session *s_r, const char **error_r)
+{
+	char h[65];
+	session_key(sid, h);
+	redisReply *r = NULL;
+	enum kv_result res = command(kv, &r, error_r, "HGETALL %ssession:%s", kv->prefix, h);
+	struct kv_session s;
+	res = session_result(res, r, &s, error_r);
+	if (res != KV_OK)
+		return res;
 	res = command(kv, &r, error_r, "EXPIRE %ssession:%s %lld", kv->prefix, h, ttl);
 	if (res != KV_OK) {
 		kv_session_clear(&s);
@@ -532,24 +545,6 @@ static const char end_script[] =
 	"end\n"
 	"return t\n";
 
-/* The session in r (a reply of command() that returned res: HGETALL's fields), which it
- * frees. */
-static enum kv_result session_result(enum kv_result res, redisReply *r, struct kv_session *s_r,
-				     const char **error_r)
-{
-	if (res != KV_OK)
-		return res;
-	struct kv_session s;
-	bool ok = session_from_reply(r, &s);
-	freeReplyObject(r);
-	if (!ok) {
-		*error_r = "no such session";
-		return KV_MISS;
-	}
-	*s_r = s;
-	return KV_OK;
-}
-
 enum kv_result kv_session_end(struct kv *kv, const char *hash, struct kv_session *s_r,
 			      const char **error_r)
 {
@@ -557,7 +552,7 @@ enum kv_result kv_session_end(struct kv *kv, const char *hash, struct kv_session
 		*error_r = "not a session hash";
 		return KV_MISS;
 	}
-	redisReply *r;
+	redisReply *r = NULL;
 	enum kv_result res = command(kv, &r, error_r, "EVAL %s 1 %ssession:%s %s %s", end_script,
 				     kv->prefix, hash, kv->prefix, hash);
 	return session_result(res, r, s_r, error_r);
@@ -570,7 +565,7 @@ enum kv_result kv_session_peek(struct kv *kv, const char *hash, struct kv_sessio
 		*error_r = "not a session hash";
 		return KV_MISS;
 	}
-	redisReply *r;
+	redisReply *r = NULL;
 	enum kv_result res = command(kv, &r, error_r, "HGETALL %ssession:%s", kv->prefix, hash);
 	return session_result(res, r, s_r, error_r);
 }
